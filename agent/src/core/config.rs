@@ -1,0 +1,91 @@
+//! The agent's configuration: what a real client reads from its config files and the
+//! machine it runs on.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// The tunnel protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TunnelProto {
+    /// DTLS over UDP 443.
+    Dtls,
+    /// TLS over TCP 443.
+    Tls,
+}
+
+impl TunnelProto {
+    /// The word the client's log uses: `DTLS` or `TLS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelProto::Dtls => "DTLS",
+            TunnelProto::Tls => "TLS",
+        }
+    }
+}
+
+/// Where the tenant lives: decides the gateway domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Region {
+    /// `goskope.com`.
+    #[default]
+    Global,
+    /// `eu.goskope.com`.
+    Eu,
+    /// `de.goskope.com`.
+    De,
+    /// `au.goskope.com`.
+    Au,
+}
+
+/// Everything the agent needs to know to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Tenant name, as in `gateway-<tenant>.goskope.com`.
+    pub tenant: String,
+    /// Tenant region.
+    pub region: Region,
+    /// Client version text, e.g. `95.1.0`.
+    pub version: String,
+    /// The endpoint's own address (its subnet goes into the ECS option).
+    pub client_ip: Ipv4Addr,
+    /// The DNS-over-HTTPS server's name (TLS server name).
+    pub doh_name: String,
+    /// The DNS-over-HTTPS server's address (the client has it built in).
+    pub doh_addr: SocketAddr,
+    /// The local resolver (the OS's configured DNS server).
+    pub ldns: SocketAddr,
+    /// The gateways' port (443 in the field; real-mode tests use ephemeral ports).
+    pub gateway_port: u16,
+    /// Preferred tunnel protocol.
+    pub tunnel: TunnelProto,
+    /// Whether the shell can run DTLS at all.
+    pub dtls_available: bool,
+    /// Block steered flows while no tunnel is up.
+    pub fail_close: bool,
+    /// Seed of the agent's own RNG (backoff jitter, DNS query ids).
+    pub seed: u64,
+}
+
+/// The gateway names a tenant's client uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// `gateway-<tenant>.<domain>`.
+    pub gateway: String,
+    /// `gateway-backup-<tenant>.<domain>`.
+    pub backup: String,
+}
+
+impl Names {
+    /// Names for a tenant in a region.
+    pub fn new(tenant: &str, region: Region) -> Names {
+        let domain = match region {
+            Region::Global => "goskope.com",
+            Region::Eu => "eu.goskope.com",
+            Region::De => "de.goskope.com",
+            Region::Au => "au.goskope.com",
+        };
+        Names {
+            gateway: format!("gateway-{tenant}.{domain}"),
+            backup: format!("gateway-backup-{tenant}.{domain}"),
+        }
+    }
+}

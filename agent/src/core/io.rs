@@ -1,0 +1,145 @@
+//! What goes into the core (events) and what comes out of it (actions).
+
+use std::net::SocketAddr;
+
+use super::config::TunnelProto;
+use super::log::LogLine;
+
+/// Identifies one IO operation the core asked for; results for an operation the core no
+/// longer waits on are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+/// How a DNS query travels to the local resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsTransport {
+    /// UDP 53.
+    Udp,
+    /// TCP 53 (after a truncated UDP answer).
+    Tcp,
+}
+
+/// Something the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Emit a log line.
+    Log(LogLine),
+    /// POST `body` (an `application/dns-message`) to `https://<server_name>/dns-query` at
+    /// `addr`, and report [`DohOutcome`].
+    QueryDoh {
+        /// Operation id.
+        op: OpId,
+        /// TLS server name and HTTP host.
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The DNS query.
+        body: Vec<u8>,
+    },
+    /// Send `query` to the local resolver and report [`LdnsOutcome`].
+    QueryLdns {
+        /// Operation id.
+        op: OpId,
+        /// The resolver.
+        addr: SocketAddr,
+        /// UDP or TCP.
+        transport: DnsTransport,
+        /// The DNS query.
+        query: Vec<u8>,
+    },
+    /// Open a tunnel to `addr`, verifying the certificate for `server_name` against the
+    /// tenant CA only, and report [`TunnelEvent`]s for it.
+    OpenTunnel {
+        /// Operation id (also identifies the tunnel later).
+        op: OpId,
+        /// TLS server name.
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// TLS or DTLS.
+        proto: TunnelProto,
+    },
+    /// Send a keepalive with this sequence number on tunnel `op`.
+    SendKeepalive {
+        /// The tunnel.
+        op: OpId,
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Close tunnel `op`.
+    CloseTunnel {
+        /// The tunnel.
+        op: OpId,
+    },
+    /// Stop operation `op`: its result is no longer wanted.
+    Cancel {
+        /// The operation.
+        op: OpId,
+    },
+}
+
+/// Why a network operation failed, as the shell saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// The peer (or a firewall) refused the connection.
+    Refused,
+    /// The connection was reset.
+    Reset,
+    /// The peer closed the connection.
+    Closed,
+    /// The TLS handshake failed; the text is rustls's reason.
+    Tls(String),
+    /// Anything else, with its text.
+    Other(String),
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetError::Refused => f.write_str("connection refused"),
+            NetError::Reset => f.write_str("connection reset by peer"),
+            NetError::Closed => f.write_str("connection closed by peer"),
+            NetError::Tls(t) => f.write_str(t),
+            NetError::Other(t) => f.write_str(t),
+        }
+    }
+}
+
+/// The result of a DNS-over-HTTPS exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DohOutcome {
+    /// An HTTP response arrived.
+    Response {
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: Vec<u8>,
+    },
+    /// The exchange failed before a response.
+    Failed(NetError),
+}
+
+/// The result of one query to the local resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LdnsOutcome {
+    /// Answer bytes arrived.
+    Response(Vec<u8>),
+    /// The query could not be sent or the answer not read.
+    Failed(NetError),
+}
+
+/// What happened to a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelEvent {
+    /// Connected and the gateway's certificate verified.
+    Connected,
+    /// The connect or handshake failed.
+    Failed(NetError),
+    /// A keepalive answer arrived.
+    KeepaliveAck {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The established tunnel closed.
+    Closed(NetError),
+}

@@ -1,0 +1,758 @@
+//! The sans-IO agent core.
+//!
+//! # Call order
+//!
+//! Create an [`Agent`], call [`Agent::handle_start`], then loop: drain
+//! [`Agent::poll_action`] until it returns `None` and carry each action out; wait until
+//! [`Agent::poll_timeout`]'s deadline or an IO result, whichever comes first; feed the
+//! result with the matching `handle_*` (or [`Agent::handle_timeout`] when the deadline
+//! passes). Every `handle_*` takes the current time; the core never reads a clock.
+//!
+//! # What it models (clients before 96.1)
+//!
+//! Resolve the gateway name by DNS over HTTPS with ECS (EDNS), fall back to the local
+//! resolver (LDNS); open a pinned tunnel to the answer; on failure do the same for the
+//! backup gateway; when everything failed or an established tunnel dies, wait a capped
+//! exponential backoff with jitter and start over from the primary.
+
+mod config;
+pub mod dns;
+mod io;
+mod log;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+pub use config::{Config, Names, Region, TunnelProto};
+pub use io::{Action, DnsTransport, DohOutcome, LdnsOutcome, NetError, OpId, TunnelEvent};
+pub use log::{Level, LogLine};
+pub use timer::*;
+
+use dns::Answer;
+
+/// How the gateway name was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    /// The GSLB REST API (clients 96.1 and later).
+    Gslb,
+    /// DNS over HTTPS with ECS.
+    Edns,
+    /// The local resolver.
+    Ldns,
+}
+
+impl Method {
+    /// The word the client's log uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Gslb => "GSLB",
+            Method::Edns => "EDNS",
+            Method::Ldns => "LDNS",
+        }
+    }
+}
+
+/// Which gateway the agent is trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `gateway-<tenant>`.
+    Primary,
+    /// `gateway-backup-<tenant>`.
+    Backup,
+}
+
+/// The tunnel status the client reports (`nsdiag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelStatus {
+    /// Not started, or stopped.
+    Disconnected,
+    /// Resolving or connecting.
+    Connecting,
+    /// A tunnel is up.
+    Connected,
+}
+
+impl TunnelStatus {
+    /// The status string the client uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelStatus::Disconnected => "NSTUNNEL_DISCONNECTED",
+            TunnelStatus::Connecting => "NSTUNNEL_CONNECTING",
+            TunnelStatus::Connected => "NSTUNNEL_CONNECTED",
+        }
+    }
+}
+
+/// What the agent reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Tunnel status.
+    pub tunnel: TunnelStatus,
+    /// The tunnel's protocol, address and role while connected.
+    pub gateway: Option<(TunnelProto, SocketAddr, Role)>,
+    /// How the gateway of the current (or last) tunnel was resolved.
+    pub resolved_by: Option<Method>,
+}
+
+/// The agent's state machine.
+#[derive(Debug)]
+pub struct Agent {
+    config: Config,
+    names: Names,
+    proto: TunnelProto,
+    methods: Vec<Method>,
+    rng: fastrand::Rng,
+    phase: Phase,
+    status: TunnelStatus,
+    resolved_by: Option<Method>,
+    actions: VecDeque<Action>,
+    timers: BTreeMap<Timer, Instant>,
+    next_op: u64,
+    failures: u32,
+    session: u32,
+    keepalive_seq: u64,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    Resolving(Resolving),
+    Connecting {
+        role: Role,
+        method: Method,
+        addr: SocketAddr,
+        op: OpId,
+    },
+    Connected {
+        role: Role,
+        addr: SocketAddr,
+        op: OpId,
+    },
+    WaitingToReconnect,
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Resolving {
+    role: Role,
+    method_index: usize,
+    op: OpId,
+    query_id: u16,
+    tries: u32,
+    transport: DnsTransport,
+}
+
+impl Agent {
+    /// A new agent that has not started yet.
+    pub fn new(config: Config) -> Agent {
+        let names = Names::new(&config.tenant, config.region);
+        let proto = if config.tunnel == TunnelProto::Dtls && !config.dtls_available {
+            TunnelProto::Tls
+        } else {
+            config.tunnel
+        };
+        Agent {
+            rng: fastrand::Rng::with_seed(config.seed),
+            names,
+            proto,
+            methods: vec![Method::Edns, Method::Ldns],
+            config,
+            phase: Phase::Idle,
+            status: TunnelStatus::Disconnected,
+            resolved_by: None,
+            actions: VecDeque::new(),
+            timers: BTreeMap::new(),
+            next_op: 0,
+            failures: 0,
+            session: 0,
+            keepalive_seq: 0,
+        }
+    }
+
+    /// The gateway names this agent uses.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// What the agent reports about itself.
+    pub fn status(&self) -> Status {
+        let gateway = match &self.phase {
+            Phase::Connected { role, addr, .. } => Some((self.proto, *addr, *role)),
+            _ => None,
+        };
+        Status {
+            tunnel: self.status,
+            gateway,
+            resolved_by: self.resolved_by,
+        }
+    }
+
+    /// Start the agent.
+    pub fn handle_start(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Idle | Phase::Stopped) {
+            return;
+        }
+        self.log(
+            Level::Info,
+            "stAgentSvc",
+            format!(
+                "Starting client version {} for tenant {}",
+                self.config.version, self.config.tenant
+            ),
+        );
+        if self.config.tunnel == TunnelProto::Dtls && !self.config.dtls_available {
+            self.log(
+                Level::Warning,
+                "nsTunnel",
+                "DTLS is not available on this endpoint, using TLS".to_string(),
+            );
+        }
+        self.failures = 0;
+        self.begin_attempt(Role::Primary, now);
+    }
+
+    /// Stop the agent: close the tunnel and cancel everything in flight.
+    pub fn handle_stop(&mut self, _now: Instant) {
+        match std::mem::replace(&mut self.phase, Phase::Stopped) {
+            Phase::Resolving(r) => self.push(Action::Cancel { op: r.op }),
+            Phase::Connecting { op, .. } => self.push(Action::Cancel { op }),
+            Phase::Connected { op, .. } => self.push(Action::CloseTunnel { op }),
+            Phase::Idle | Phase::WaitingToReconnect | Phase::Stopped => {}
+        }
+        self.timers.clear();
+        self.log(Level::Info, "stAgentSvc", "Client stopped by user".to_string());
+        self.set_status(TunnelStatus::Disconnected);
+    }
+
+    /// A DNS-over-HTTPS exchange finished.
+    pub fn handle_doh(&mut self, op: OpId, outcome: DohOutcome, now: Instant) {
+        let Phase::Resolving(r) = &self.phase else {
+            return;
+        };
+        if r.op != op || self.methods[r.method_index] != Method::Edns {
+            return;
+        }
+        let query_id = r.query_id;
+        self.timers.remove(&Timer::DohTimeout);
+        match outcome {
+            DohOutcome::Failed(err) => {
+                let (code, text) = curl_error(&err);
+                self.log(
+                    Level::Error,
+                    "downloader",
+                    format!("curl_easy_perform failed, code {code}, error {text}"),
+                );
+                self.edns_failed(now);
+            }
+            DohOutcome::Response { status, .. } if status != 200 => {
+                self.log(
+                    Level::Error,
+                    "downloader",
+                    format!("SSL resolve EDNS request returned HTTP status {status}"),
+                );
+                self.edns_failed(now);
+            }
+            DohOutcome::Response { body, .. } => match dns::read_answer(query_id, &body) {
+                Ok(Answer::Addresses(ips)) => {
+                    self.log(
+                        Level::Info,
+                        "restapi",
+                        "SSL resolve EDNS downloaded successfully".to_string(),
+                    );
+                    self.resolved(Method::Edns, ips[0], now);
+                }
+                Ok(other) => {
+                    let name = self.target_name().to_string();
+                    self.log(
+                        Level::Error,
+                        "dnsResolver",
+                        format!("EDNS answer for {name}: {}", describe_answer(&other)),
+                    );
+                    self.edns_failed(now);
+                }
+                Err(e) => {
+                    self.log(Level::Error, "dnsResolver", format!("EDNS answer unusable: {e}"));
+                    self.edns_failed(now);
+                }
+            },
+        }
+    }
+
+    /// A local resolver query finished.
+    pub fn handle_ldns(&mut self, op: OpId, outcome: LdnsOutcome, now: Instant) {
+        let Phase::Resolving(r) = &self.phase else {
+            return;
+        };
+        if r.op != op || self.methods[r.method_index] != Method::Ldns {
+            return;
+        }
+        let query_id = r.query_id;
+        let transport = r.transport;
+        self.timers.remove(&Timer::LdnsTry);
+        let name = self.target_name().to_string();
+        match outcome {
+            LdnsOutcome::Failed(err) => {
+                self.log(
+                    Level::Error,
+                    "dnsResolver",
+                    format!("LDNS query for {name} to {} failed: {err}", self.config.ldns),
+                );
+                self.ldns_try_failed(now);
+            }
+            LdnsOutcome::Response(bytes) => match dns::read_answer(query_id, &bytes) {
+                Ok(Answer::Addresses(ips)) => self.resolved(Method::Ldns, ips[0], now),
+                Ok(Answer::Truncated) if transport == DnsTransport::Udp => {
+                    self.log(
+                        Level::Info,
+                        "dnsResolver",
+                        format!("LDNS answer for {name} truncated, retrying over TCP"),
+                    );
+                    self.send_ldns(DnsTransport::Tcp, now);
+                }
+                Ok(other) => {
+                    self.log(
+                        Level::Error,
+                        "dnsResolver",
+                        format!("LDNS answer for {name}: {}", describe_answer(&other)),
+                    );
+                    self.method_failed(now);
+                }
+                Err(e) => {
+                    self.log(Level::Error, "dnsResolver", format!("LDNS answer unusable: {e}"));
+                    self.ldns_try_failed(now);
+                }
+            },
+        }
+    }
+
+    /// Something happened to a tunnel.
+    pub fn handle_tunnel(&mut self, op: OpId, event: TunnelEvent, now: Instant) {
+        match (&self.phase, event) {
+            (Phase::Connecting { op: cur, .. }, TunnelEvent::Connected) if *cur == op => {
+                self.tunnel_up(now)
+            }
+            (Phase::Connecting { op: cur, addr, .. }, TunnelEvent::Failed(err)) if *cur == op => {
+                let addr = *addr;
+                self.timers.remove(&Timer::TunnelConnect);
+                self.connect_failed(addr, &err, now);
+            }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::KeepaliveAck { .. }) if *cur == op => {
+                self.timers
+                    .insert(Timer::KeepaliveDeadline, now + KEEPALIVE_TIMEOUT);
+            }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::Closed(err)) if *cur == op => {
+                self.tunnel_down(&err.to_string(), now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Time has reached (or passed) the deadline from [`Agent::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((&timer, &at)) = self.timers.iter().min_by_key(|(t, at)| (**at, **t)) {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&timer);
+            self.fire(timer, now);
+        }
+    }
+
+    /// The next action for the shell, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next deadline and why it is set.
+    pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
+        self.timers
+            .iter()
+            .map(|(t, at)| (*at, *t))
+            .min_by_key(|(at, t)| (*at, *t))
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::DohTimeout => {
+                if let Phase::Resolving(r) = &self.phase {
+                    let op = r.op;
+                    self.push(Action::Cancel { op });
+                    self.log(
+                        Level::Error,
+                        "downloader",
+                        "curl_easy_perform failed, code 28, error Timeout was reached".to_string(),
+                    );
+                    self.edns_failed(now);
+                }
+            }
+            Timer::LdnsTry => {
+                if let Phase::Resolving(r) = &self.phase {
+                    let (op, tries) = (r.op, r.tries);
+                    self.push(Action::Cancel { op });
+                    let name = self.target_name().to_string();
+                    self.log(
+                        Level::Warning,
+                        "dnsResolver",
+                        format!(
+                            "LDNS query for {name} to {} timed out (try {tries} of {LDNS_TRIES})",
+                            self.config.ldns
+                        ),
+                    );
+                    self.ldns_try_failed(now);
+                }
+            }
+            Timer::TunnelConnect => {
+                if let Phase::Connecting { op, addr, .. } = self.phase {
+                    self.push(Action::Cancel { op });
+                    let err = NetError::Other(format!(
+                        "connect timed out after {}s",
+                        TUNNEL_CONNECT_TIMEOUT.as_secs()
+                    ));
+                    self.connect_failed(addr, &err, now);
+                }
+            }
+            Timer::KeepaliveSend => {
+                if let Phase::Connected { op, .. } = self.phase {
+                    self.keepalive_seq += 1;
+                    let seq = self.keepalive_seq;
+                    self.push(Action::SendKeepalive { op, seq });
+                    self.timers.insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
+                }
+            }
+            Timer::KeepaliveDeadline => {
+                let why = format!(
+                    "no answer to keepalive for {}s",
+                    KEEPALIVE_TIMEOUT.as_secs()
+                );
+                self.tunnel_down(&why, now);
+            }
+            Timer::Reconnect => {
+                if matches!(self.phase, Phase::WaitingToReconnect) {
+                    self.begin_attempt(Role::Primary, now);
+                }
+            }
+        }
+    }
+
+    fn begin_attempt(&mut self, role: Role, now: Instant) {
+        self.set_status(TunnelStatus::Connecting);
+        let name = self.name_for(role).to_string();
+        self.log(
+            Level::Info,
+            "nsTunnel",
+            format!("{} Connecting to {name}:{}", self.proto.as_str(), self.config.gateway_port),
+        );
+        self.start_method(role, 0, now);
+    }
+
+    fn start_method(&mut self, role: Role, method_index: usize, now: Instant) {
+        let query_id = self.rng.u16(..);
+        let op = self.new_op();
+        self.phase = Phase::Resolving(Resolving {
+            role,
+            method_index,
+            op,
+            query_id,
+            tries: 0,
+            transport: DnsTransport::Udp,
+        });
+        match self.methods[method_index] {
+            Method::Edns => {
+                let name = self.name_for(role).to_string();
+                let body = dns::build_query(query_id, &name, Some(self.config.client_ip));
+                self.push(Action::QueryDoh {
+                    op,
+                    server_name: self.config.doh_name.clone(),
+                    addr: self.config.doh_addr,
+                    body,
+                });
+                self.timers.insert(Timer::DohTimeout, now + DOH_TIMEOUT);
+            }
+            Method::Ldns => self.send_ldns(DnsTransport::Udp, now),
+            // No GSLB client in this core yet: the method list never holds it.
+            Method::Gslb => self.method_failed(now),
+        }
+    }
+
+    /// Sends the next local resolver try of the current resolution.
+    fn send_ldns(&mut self, transport: DnsTransport, now: Instant) {
+        let op = self.new_op();
+        let Phase::Resolving(r) = &mut self.phase else {
+            return;
+        };
+        r.op = op;
+        r.tries += 1;
+        r.transport = transport;
+        let (query_id, role) = (r.query_id, r.role);
+        let name = self.name_for(role).to_string();
+        let query = dns::build_query(query_id, &name, None);
+        self.push(Action::QueryLdns {
+            op,
+            addr: self.config.ldns,
+            transport,
+            query,
+        });
+        self.timers.insert(Timer::LdnsTry, now + LDNS_TRY_TIMEOUT);
+    }
+
+    fn ldns_try_failed(&mut self, now: Instant) {
+        let Phase::Resolving(r) = &self.phase else {
+            return;
+        };
+        if r.tries < LDNS_TRIES {
+            let transport = r.transport;
+            self.send_ldns(transport, now);
+        } else {
+            self.method_failed(now);
+        }
+    }
+
+    fn edns_failed(&mut self, now: Instant) {
+        self.log(
+            Level::Error,
+            "restapi",
+            "Failed to download SSL resolve EDNS, Error: -2".to_string(),
+        );
+        self.method_failed(now);
+    }
+
+    /// The current resolution method failed: log it and try the next one.
+    fn method_failed(&mut self, now: Instant) {
+        let Phase::Resolving(r) = &self.phase else {
+            return;
+        };
+        let (role, index) = (r.role, r.method_index);
+        self.timers.remove(&Timer::LdnsTry);
+        self.timers.remove(&Timer::DohTimeout);
+        let name = self.name_for(role).to_string();
+        let method = self.methods[index];
+        self.log(
+            Level::Error,
+            "dnsResolver",
+            format!("Failed to resolve {name} by {}", method.as_str()),
+        );
+        if index + 1 < self.methods.len() {
+            self.start_method(role, index + 1, now);
+        } else {
+            self.role_failed(role, now);
+        }
+    }
+
+    fn resolved(&mut self, method: Method, ip: Ipv4Addr, now: Instant) {
+        let Phase::Resolving(r) = &self.phase else {
+            return;
+        };
+        let role = r.role;
+        self.timers.remove(&Timer::LdnsTry);
+        self.timers.remove(&Timer::DohTimeout);
+        let name = self.name_for(role).to_string();
+        let proto = self.proto.as_str();
+        self.log(
+            Level::Info,
+            "dnsResolver",
+            format!("Hostname {name} resolved by {}", method.as_str()),
+        );
+        self.log(
+            Level::Info,
+            "nsssl",
+            format!("{proto} remote host {name} resolved to {ip}, port {}", self.config.gateway_port),
+        );
+        let addr = SocketAddr::from((ip, self.config.gateway_port));
+        let op = self.new_op();
+        self.phase = Phase::Connecting {
+            role,
+            method,
+            addr,
+            op,
+        };
+        self.push(Action::OpenTunnel {
+            op,
+            server_name: name,
+            addr,
+            proto: self.proto,
+        });
+        self.timers
+            .insert(Timer::TunnelConnect, now + TUNNEL_CONNECT_TIMEOUT);
+    }
+
+    fn connect_failed(&mut self, addr: SocketAddr, err: &NetError, now: Instant) {
+        let Phase::Connecting { role, .. } = self.phase else {
+            return;
+        };
+        let name = self.name_for(role).to_string();
+        let proto = self.proto.as_str();
+        let line = match err {
+            NetError::Tls(reason) => {
+                format!("{proto} handshake with {name}({addr}) failed: {reason}")
+            }
+            other => format!("{proto} failed to connect to {name}({addr}), err: {other}"),
+        };
+        self.log(Level::Error, "nsssl", line);
+        self.role_failed(role, now);
+    }
+
+    /// Every way to reach the gateway in `role` failed.
+    fn role_failed(&mut self, role: Role, now: Instant) {
+        match role {
+            Role::Primary => {
+                let backup = self.names.backup.clone();
+                self.log(
+                    Level::Warning,
+                    "nsTunnel",
+                    format!("{} Failing over to backup gateway {backup}", self.proto.as_str()),
+                );
+                self.begin_attempt(Role::Backup, now);
+            }
+            Role::Backup => {
+                self.log(
+                    Level::Error,
+                    "nsTunnel",
+                    format!(
+                        "{} Unable to connect to {} or {}",
+                        self.proto.as_str(),
+                        self.names.gateway,
+                        self.names.backup
+                    ),
+                );
+                self.schedule_reconnect(now);
+            }
+        }
+    }
+
+    fn tunnel_up(&mut self, now: Instant) {
+        let Phase::Connecting {
+            role,
+            method,
+            addr,
+            op,
+        } = self.phase
+        else {
+            return;
+        };
+        self.timers.remove(&Timer::TunnelConnect);
+        self.session += 1;
+        self.failures = 0;
+        self.resolved_by = Some(method);
+        self.phase = Phase::Connected { role, addr, op };
+        let name = self.name_for(role).to_string();
+        self.log(
+            Level::Info,
+            "nsTunnel",
+            format!(
+                "{} [sessId {}] SSL connected to the server: {name}:{} successfully",
+                self.proto.as_str(),
+                self.session,
+                self.config.gateway_port
+            ),
+        );
+        self.set_status(TunnelStatus::Connected);
+        self.timers.insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
+        self.timers
+            .insert(Timer::KeepaliveDeadline, now + KEEPALIVE_TIMEOUT);
+    }
+
+    fn tunnel_down(&mut self, why: &str, now: Instant) {
+        let Phase::Connected { op, .. } = self.phase else {
+            return;
+        };
+        self.timers.remove(&Timer::KeepaliveSend);
+        self.timers.remove(&Timer::KeepaliveDeadline);
+        self.push(Action::CloseTunnel { op });
+        self.log(
+            Level::Error,
+            "nsTunnel",
+            format!(
+                "{} [sessId {}] Tunnel disconnected: {why}",
+                self.proto.as_str(),
+                self.session
+            ),
+        );
+        self.schedule_reconnect(now);
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant) {
+        self.failures += 1;
+        let delay = backoff_delay(self.failures, self.rng.f64());
+        self.phase = Phase::WaitingToReconnect;
+        self.set_status(TunnelStatus::Disconnected);
+        self.log(
+            Level::Info,
+            "nsTunnel",
+            format!(
+                "Reconnecting in {}.{:03}s (attempt {})",
+                delay.as_secs(),
+                delay.subsec_millis(),
+                self.failures + 1
+            ),
+        );
+        self.timers.insert(Timer::Reconnect, now + delay);
+    }
+
+    fn set_status(&mut self, status: TunnelStatus) {
+        if self.status != status {
+            self.status = status;
+            self.log(
+                Level::Info,
+                "nsTunnel",
+                format!("Tunnel status {}", status.as_str()),
+            );
+        }
+    }
+
+    fn target_name(&self) -> &str {
+        match &self.phase {
+            Phase::Resolving(r) => self.name_for(r.role),
+            Phase::Connecting { role, .. } | Phase::Connected { role, .. } => self.name_for(*role),
+            _ => &self.names.gateway,
+        }
+    }
+
+    fn name_for(&self, role: Role) -> &str {
+        match role {
+            Role::Primary => &self.names.gateway,
+            Role::Backup => &self.names.backup,
+        }
+    }
+
+    fn new_op(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(self.next_op)
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    fn log(&mut self, level: Level, component: &'static str, text: String) {
+        self.push(Action::Log(LogLine {
+            level,
+            component,
+            text,
+        }));
+    }
+}
+
+/// The curl error code and text the real client logs for a failed download.
+fn curl_error(err: &NetError) -> (u32, String) {
+    match err {
+        NetError::Refused => (7, "Couldn't connect to server".to_string()),
+        NetError::Reset => (56, "Failure when receiving data from the peer".to_string()),
+        NetError::Closed => (52, "Server returned nothing (no headers, no data)".to_string()),
+        NetError::Tls(reason) => (60, format!("SSL peer certificate or SSH remote key was not OK ({reason})")),
+        NetError::Other(text) => (55, format!("Failed sending data to the peer ({text})")),
+    }
+}
+
+fn describe_answer(answer: &Answer) -> String {
+    match answer {
+        Answer::Addresses(ips) => format!("{} address(es)", ips.len()),
+        Answer::Truncated => "truncated".to_string(),
+        Answer::Rcode(rcode) => format!("rcode {rcode}"),
+        Answer::Empty => "no address in the answer".to_string(),
+    }
+}

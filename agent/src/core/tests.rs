@@ -1,0 +1,172 @@
+//! Unit tests: one event at one time, then the actions it produced.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, rdata::A};
+
+use super::*;
+
+fn config() -> Config {
+    Config {
+        tenant: "acme".into(),
+        region: Region::Global,
+        version: "95.1.0".into(),
+        client_ip: Ipv4Addr::new(10, 173, 13, 40),
+        doh_name: "dns.google".into(),
+        doh_addr: SocketAddr::from(([8, 8, 8, 8], 443)),
+        ldns: SocketAddr::from(([10, 0, 0, 53], 53)),
+        gateway_port: 443,
+        tunnel: TunnelProto::Tls,
+        dtls_available: false,
+        fail_close: false,
+        seed: 1,
+    }
+}
+
+fn drain(agent: &mut Agent) -> (Vec<Action>, Vec<String>) {
+    let mut acts = Vec::new();
+    let mut logs = Vec::new();
+    while let Some(a) = agent.poll_action() {
+        match a {
+            Action::Log(l) => logs.push(l.to_string()),
+            other => acts.push(other),
+        }
+    }
+    (acts, logs)
+}
+
+fn answer(query: &[u8], ips: &[Ipv4Addr], rcode: ResponseCode) -> Vec<u8> {
+    let q = Message::from_vec(query).unwrap();
+    let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    m.metadata.response_code = rcode;
+    for ip in ips {
+        let name = Name::from_ascii("gateway-acme.goskope.com.").unwrap();
+        m.add_answer(Record::from_rdata(name, 60, RData::A(A(*ip))));
+    }
+    m.to_vec().unwrap()
+}
+
+fn doh_query(actions: &[Action]) -> (OpId, Vec<u8>) {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::QueryDoh { op, body, .. } => Some((*op, body.clone())),
+            _ => None,
+        })
+        .expect("a DoH query")
+}
+
+#[test]
+fn start_asks_doh_with_ecs_for_the_gateway() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    let (acts, logs) = drain(&mut agent);
+    assert!(logs.iter().any(|l| l.ends_with("nsTunnel TLS Connecting to gateway-acme.goskope.com:443")));
+    let (_, body) = doh_query(&acts);
+    let msg = Message::from_vec(&body).unwrap();
+    assert_eq!(msg.queries[0].name().to_ascii(), "gateway-acme.goskope.com.");
+    let edns = msg.edns.expect("edns");
+    assert!(format!("{:?}", edns.options()).contains("10.173.13.0"));
+    assert_eq!(agent.poll_timeout().unwrap(), (now + DOH_TIMEOUT, Timer::DohTimeout));
+}
+
+#[test]
+fn doh_answer_opens_tunnel_to_the_address() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    let (acts, _) = drain(&mut agent);
+    let (op, body) = doh_query(&acts);
+    let ip = Ipv4Addr::new(8, 36, 116, 35);
+    let body = answer(&body, &[ip], ResponseCode::NoError);
+    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    let (acts, logs) = drain(&mut agent);
+    assert!(logs.iter().any(|l| l.contains("resolved by EDNS")));
+    assert!(matches!(&acts[0], Action::OpenTunnel { addr, .. } if *addr == SocketAddr::from((ip, 443))));
+}
+
+#[test]
+fn doh_timeout_falls_back_to_ldns_then_backup() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    drain(&mut agent);
+    let t1 = now + DOH_TIMEOUT;
+    agent.handle_timeout(t1);
+    let (acts, logs) = drain(&mut agent);
+    assert!(logs.iter().any(|l| l.contains("code 28")));
+    assert!(logs.iter().any(|l| l.contains("Failed to resolve gateway-acme.goskope.com by EDNS")));
+    assert!(matches!(acts.last(), Some(Action::QueryLdns { transport: DnsTransport::Udp, .. })));
+    // All LDNS tries time out: the backup name is tried next, from EDNS again.
+    let mut t = t1;
+    for _ in 0..LDNS_TRIES {
+        t += LDNS_TRY_TIMEOUT;
+        agent.handle_timeout(t);
+    }
+    let (_, logs) = drain(&mut agent);
+    assert!(logs.iter().any(|l| l.contains("by LDNS")));
+    assert!(logs.iter().any(|l| l.contains("Connecting to gateway-backup-acme.goskope.com:443")));
+}
+
+#[test]
+fn late_answers_are_ignored() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    let (acts, _) = drain(&mut agent);
+    let (op, body) = doh_query(&acts);
+    agent.handle_timeout(now + DOH_TIMEOUT);
+    drain(&mut agent);
+    let body = answer(&body, &[Ipv4Addr::new(1, 2, 3, 4)], ResponseCode::NoError);
+    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now + DOH_TIMEOUT);
+    let (acts, _) = drain(&mut agent);
+    assert!(acts.is_empty());
+}
+
+#[test]
+fn servfail_is_an_edns_failure() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    let (acts, _) = drain(&mut agent);
+    let (op, body) = doh_query(&acts);
+    let body = answer(&body, &[], ResponseCode::ServFail);
+    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    let (acts, logs) = drain(&mut agent);
+    assert!(logs.iter().any(|l| l.contains("rcode Server Failure") || l.contains("SERVFAIL") || l.contains("rcode")));
+    assert!(matches!(acts.last(), Some(Action::QueryLdns { .. })));
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    assert_eq!(backoff_delay(1, 1.0), BACKOFF_BASE);
+    assert_eq!(backoff_delay(2, 1.0), BACKOFF_BASE * 2);
+    assert_eq!(backoff_delay(40, 1.0), BACKOFF_CAP);
+    assert_eq!(backoff_delay(40, 0.0), BACKOFF_CAP / 2);
+}
+
+#[test]
+fn silent_tunnel_is_declared_dead_and_reconnected() {
+    let now = Instant::now();
+    let mut agent = Agent::new(config());
+    agent.handle_start(now);
+    let (acts, _) = drain(&mut agent);
+    let (op, body) = doh_query(&acts);
+    let body = answer(&body, &[Ipv4Addr::new(8, 36, 116, 35)], ResponseCode::NoError);
+    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    let (acts, _) = drain(&mut agent);
+    let Action::OpenTunnel { op, .. } = acts[0].clone() else { panic!("no tunnel") };
+    agent.handle_tunnel(op, TunnelEvent::Connected, now);
+    assert_eq!(agent.status().tunnel, TunnelStatus::Connected);
+    agent.handle_timeout(now + KEEPALIVE_TIMEOUT);
+    let (acts, logs) = drain(&mut agent);
+    assert!(acts.contains(&Action::CloseTunnel { op }));
+    assert!(logs.iter().any(|l| l.contains("Tunnel disconnected")));
+    assert_eq!(agent.status().tunnel, TunnelStatus::Disconnected);
+    let (at, timer) = agent.poll_timeout().unwrap();
+    assert_eq!(timer, Timer::Reconnect);
+    assert!(at - (now + KEEPALIVE_TIMEOUT) <= BACKOFF_BASE + Duration::from_millis(1));
+}

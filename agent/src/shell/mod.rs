@@ -1,0 +1,243 @@
+//! The thin async shell around the core: one loop that carries actions out as IO and
+//! feeds IO results back as events. It decides nothing.
+//!
+//! Every IO operation runs as a local task (`spawn_local`: run the shell inside a
+//! `LocalSet`, which turmoil hosts already are) that reports into one channel.
+
+mod doh;
+mod ldns;
+mod net;
+mod tls;
+mod tunnel;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use net::{Datagram, Net, TokioNet, WallClock};
+pub use tls::classify as classify_io_error;
+
+use crate::core::{Action, Agent, Config, DohOutcome, LdnsOutcome, Level, LogLine, OpId, Status, TunnelEvent};
+use crate::wire::Frame;
+
+/// The `tracing` target of the agent's log lines.
+pub const LOG_TARGET: &str = "nsdebuglog";
+
+/// What the shell needs beside the agent's own config.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    /// CAs trusted for DNS over HTTPS (the public web PKI).
+    pub public_roots: Vec<CertificateDer<'static>>,
+    /// The tenant CA: the only CA trusted for the tunnel.
+    pub tenant_roots: Vec<CertificateDer<'static>>,
+    /// The clock certificates are checked against.
+    pub clock: WallClock,
+}
+
+/// Why the shell could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShellError {
+    /// A CA certificate was not usable.
+    #[error("bad CA certificate: {0}")]
+    BadCertificate(#[from] rustls::Error),
+}
+
+/// Commands from the outside world (the user, the simulator's script).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Enable the client.
+    Start,
+    /// Disable the client.
+    Stop,
+}
+
+#[derive(Debug)]
+enum ShellEvent {
+    Doh(OpId, DohOutcome),
+    Ldns(OpId, LdnsOutcome),
+    Tunnel(OpId, TunnelEvent),
+}
+
+/// The agent with its IO.
+pub struct Shell<N: Net> {
+    net: N,
+    agent: Agent,
+    doh_tls: Arc<ClientConfig>,
+    tunnel_tls: Arc<ClientConfig>,
+    tasks: BTreeMap<OpId, JoinHandle<()>>,
+    tunnels: BTreeMap<OpId, mpsc::UnboundedSender<Frame>>,
+    events_tx: mpsc::UnboundedSender<ShellEvent>,
+    events_rx: mpsc::UnboundedReceiver<ShellEvent>,
+    status: watch::Sender<Status>,
+}
+
+impl<N: Net> Shell<N> {
+    /// Builds the shell; nothing runs until [`Shell::run`].
+    pub fn new(net: N, config: Config, shell: ShellConfig) -> Result<Shell<N>, ShellError> {
+        let doh_tls = tls::client_config(&shell.public_roots, shell.clock.clone(), &[b"http/1.1"])?;
+        let tunnel_tls = tls::client_config(&shell.tenant_roots, shell.clock, &[])?;
+        let agent = Agent::new(config);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (status, _) = watch::channel(agent.status());
+        Ok(Shell {
+            net,
+            agent,
+            doh_tls,
+            tunnel_tls,
+            tasks: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            events_tx,
+            events_rx,
+            status,
+        })
+    }
+
+    /// Watches the agent's status.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    /// Runs until the command channel closes.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.carry_out();
+            let deadline = self.agent.poll_timeout().map(|(at, _)| at);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                command = commands.recv() => {
+                    let now = now();
+                    match command {
+                        Some(Command::Start) => self.agent.handle_start(now),
+                        Some(Command::Stop) => self.agent.handle_stop(now),
+                        None => break,
+                    }
+                }
+                Some(event) = self.events_rx.recv() => self.dispatch(event),
+                () = sleep => self.agent.handle_timeout(now()),
+            }
+        }
+        self.carry_out();
+        for (_, task) in std::mem::take(&mut self.tasks) {
+            task.abort();
+        }
+    }
+
+    fn dispatch(&mut self, event: ShellEvent) {
+        let now = now();
+        match event {
+            ShellEvent::Doh(op, outcome) => {
+                self.tasks.remove(&op);
+                self.agent.handle_doh(op, outcome, now);
+            }
+            ShellEvent::Ldns(op, outcome) => {
+                self.tasks.remove(&op);
+                self.agent.handle_ldns(op, outcome, now);
+            }
+            ShellEvent::Tunnel(op, event) => {
+                if matches!(event, TunnelEvent::Failed(_) | TunnelEvent::Closed(_)) {
+                    self.tasks.remove(&op);
+                    self.tunnels.remove(&op);
+                }
+                self.agent.handle_tunnel(op, event, now);
+            }
+        }
+    }
+
+    fn carry_out(&mut self) {
+        while let Some(action) = self.agent.poll_action() {
+            match action {
+                Action::Log(line) => emit(&line),
+                Action::QueryDoh {
+                    op,
+                    server_name,
+                    addr,
+                    body,
+                } => {
+                    let fut = doh::exchange(self.net.clone(), self.doh_tls.clone(), server_name, addr, body);
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let _ = tx.send(ShellEvent::Doh(op, fut.await));
+                    });
+                }
+                Action::QueryLdns {
+                    op,
+                    addr,
+                    transport,
+                    query,
+                } => {
+                    let fut = ldns::query(self.net.clone(), addr, transport, query);
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let _ = tx.send(ShellEvent::Ldns(op, fut.await));
+                    });
+                }
+                Action::OpenTunnel {
+                    op,
+                    server_name,
+                    addr,
+                    proto: _,
+                } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.tunnels.insert(op, tx);
+                    let fut = tunnel::run(
+                        self.net.clone(),
+                        self.tunnel_tls.clone(),
+                        server_name,
+                        addr,
+                        op,
+                        self.events_tx.clone(),
+                        rx,
+                    );
+                    self.spawn(op, fut);
+                }
+                Action::SendKeepalive { op, seq } => {
+                    if let Some(tx) = self.tunnels.get(&op) {
+                        let _ = tx.send(Frame::Keepalive { seq });
+                    }
+                }
+                Action::CloseTunnel { op } | Action::Cancel { op } => {
+                    self.tunnels.remove(&op);
+                    if let Some(task) = self.tasks.remove(&op) {
+                        task.abort();
+                    }
+                }
+            }
+        }
+        self.status.send_replace(self.agent.status());
+    }
+
+    fn spawn(&mut self, op: OpId, fut: impl std::future::Future<Output = ()> + 'static) {
+        self.tasks.insert(op, tokio::task::spawn_local(fut));
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sends a log line to `tracing` under [`LOG_TARGET`], with its nsdebuglog level and
+/// component as fields.
+fn emit(line: &LogLine) {
+    let level = line.level.number();
+    let component = line.component;
+    let text = line.text.as_str();
+    match line.level {
+        Level::Critical | Level::Error => {
+            tracing::error!(target: LOG_TARGET, level, component, "{text}")
+        }
+        Level::Warning => tracing::warn!(target: LOG_TARGET, level, component, "{text}"),
+        Level::Info => tracing::info!(target: LOG_TARGET, level, component, "{text}"),
+        Level::Debug => tracing::debug!(target: LOG_TARGET, level, component, "{text}"),
+    }
+}

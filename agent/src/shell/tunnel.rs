@@ -1,0 +1,86 @@
+//! The tunnel: a TLS connection to the gateway, pinned to the tenant CA, carrying
+//! [`crate::wire`] frames.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+
+use super::net::Net;
+use super::tls::classify;
+use super::ShellEvent;
+use crate::core::{NetError, OpId, TunnelEvent};
+use crate::wire::Frame;
+
+/// Connects, reports [`TunnelEvent::Connected`] or [`TunnelEvent::Failed`], then relays
+/// frames until either side closes.
+pub async fn run<N: Net>(
+    net: N,
+    tls: Arc<ClientConfig>,
+    server_name: String,
+    addr: SocketAddr,
+    op: OpId,
+    events: mpsc::UnboundedSender<ShellEvent>,
+    mut outgoing: mpsc::UnboundedReceiver<Frame>,
+) {
+    let report = |event| {
+        let _ = events.send(ShellEvent::Tunnel(op, event));
+    };
+    let stream = async {
+        let tcp = net.connect_tcp(addr).await.map_err(|e| classify(&e))?;
+        let name = ServerName::try_from(server_name.clone())
+            .map_err(|e| NetError::Other(format!("bad server name {server_name}: {e}")))?;
+        TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| classify(&e))
+    }
+    .await;
+    let stream = match stream {
+        Ok(s) => s,
+        Err(err) => return report(TunnelEvent::Failed(err)),
+    };
+    report(TunnelEvent::Connected);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut inbuf = BytesMut::with_capacity(4096);
+    let mut outbuf = BytesMut::new();
+    loop {
+        tokio::select! {
+            biased;
+            frame = outgoing.recv() => {
+                let Some(frame) = frame else {
+                    let _ = wr.shutdown().await;
+                    return;
+                };
+                outbuf.clear();
+                frame.encode(&mut outbuf);
+                if let Err(e) = wr.write_all(&outbuf).await {
+                    return report(TunnelEvent::Closed(classify(&e)));
+                }
+            }
+            read = rd.read_buf(&mut inbuf) => {
+                match read {
+                    Ok(0) => return report(TunnelEvent::Closed(NetError::Closed)),
+                    Ok(_) => loop {
+                        match Frame::decode(&mut inbuf) {
+                            Ok(Some(Frame::KeepaliveAck { seq })) => {
+                                report(TunnelEvent::KeepaliveAck { seq });
+                            }
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(e) => {
+                                return report(TunnelEvent::Closed(NetError::Other(e.to_string())));
+                            }
+                        }
+                    },
+                    Err(e) => return report(TunnelEvent::Closed(classify(&e))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! sim-gateway: the tunnel gateway of a PoP (and of gateway-backup).
+//!
+//! - [`Gateway::handle_connection`] terminates TLS 1.3 with the tenant's certificate and
+//!   then speaks the agent's tunnel framing ([`agent::wire`]): it answers keepalives,
+//!   opens flows to origins through a [`Dialer`], and relays their bytes.
+//! - IO-agnostic: the world hands it accepted streams (simulated or real) and a dialer.
+//!
+//! Log lines go to `tracing` under the target [`LOG_TARGET`].
+
+mod relay;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+/// The `tracing` target of gateway log lines.
+pub const LOG_TARGET: &str = "gateway";
+
+/// Opens connections from the gateway to origins.
+pub trait Dialer: Clone + 'static {
+    /// A connected stream to an origin.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Connects to `host:port`.
+    fn dial(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The certificate or key was rejected by rustls.
+    #[error("bad gateway certificate or key: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// One gateway: a PoP or the backup.
+pub struct Gateway<D: Dialer> {
+    name: String,
+    acceptor: TlsAcceptor,
+    dialer: D,
+    sessions: Arc<AtomicU32>,
+}
+
+impl<D: Dialer> Clone for Gateway<D> {
+    fn clone(&self) -> Self {
+        Gateway {
+            name: self.name.clone(),
+            acceptor: self.acceptor.clone(),
+            dialer: self.dialer.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+impl<D: Dialer> Gateway<D> {
+    /// A gateway named `name` presenting `chain` (leaf first), checking nothing against
+    /// the clock but TLS session tickets, which use `clock`.
+    pub fn new(
+        name: &str,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        clock: impl Fn() -> SystemTime + Send + Sync + 'static,
+        dialer: D,
+    ) -> Result<Gateway<D>, GatewayError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_details(provider, Arc::new(Clock(Box::new(clock))))
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        Ok(Gateway {
+            name: name.to_string(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            dialer,
+            sessions: Arc::new(AtomicU32::new(0)),
+        })
+    }
+
+    /// The gateway's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Serves one accepted TCP connection until it closes.
+    pub async fn handle_connection<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let name = &self.name;
+        let tls = match self.acceptor.accept(stream).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::info!(target: LOG_TARGET, gateway = %name, "TLS handshake from {peer} failed: {e}");
+                return;
+            }
+        };
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(target: LOG_TARGET, gateway = %name, "session {session} up from {peer}");
+        let end = relay::Session::new(self.dialer.clone(), name.clone(), session)
+            .run(tls)
+            .await;
+        tracing::info!(target: LOG_TARGET, gateway = %name, "session {session} from {peer} ended: {end}");
+    }
+}
+
+struct Clock(Box<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+impl rustls::time_provider::TimeProvider for Clock {
+    fn current_time(&self) -> Option<UnixTime> {
+        let since = (self.0)().duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(UnixTime::since_unix_epoch(since))
+    }
+}

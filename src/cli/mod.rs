@@ -1,0 +1,42 @@
+//! The `steerlab` command line (contract: docs/scenario-format.md, "Command-line
+//! contract").
+//!
+//! Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input.
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// steerlab: deterministic simulation of endpoint traffic steering and PoP selection.
+#[derive(Debug, Parser)]
+#[command(name = "steerlab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run scenarios (files or folders; default: every scenario under ./scenarios).
+    Run(run::RunArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Commands::Run(args) => run::run(&args),
+    }
+}

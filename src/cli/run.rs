@@ -1,0 +1,196 @@
+//! `steerlab run`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::expect::{self, Miss};
+use crate::report::RunReport;
+use crate::scenario::{self, Scenario};
+use crate::world;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or folders of them.
+    paths: Vec<PathBuf>,
+    /// Print one JSON object per scenario instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Write the agent's log here (a folder, one `<name>.log` per scenario, when several run).
+    #[arg(long, value_name = "OUT")]
+    log: Option<PathBuf>,
+    /// Use this seed instead of the scenario's.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+/// What became of one scenario file.
+enum Result {
+    BadInput,
+    Ran { passed: bool },
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let files = match collect(&args.paths) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no scenario files (*.toml) found; pass a file or a folder of them");
+        return ExitCode::from(2);
+    }
+    let several = files.len() > 1;
+    let mut results = Vec::new();
+    for file in &files {
+        results.push(run_one(file, args, several));
+    }
+    let bad = results.iter().filter(|r| matches!(r, Result::BadInput)).count();
+    let failed = results.iter().filter(|r| matches!(r, Result::Ran { passed: false })).count();
+    if !args.json && several {
+        println!(
+            "\n{} scenario(s): {} passed, {} failed, {} bad input",
+            results.len(),
+            results.len() - failed - bad,
+            failed,
+            bad
+        );
+    }
+    if bad > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
+    let scenario = match scenario::load_file(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Result::BadInput;
+        }
+    };
+    let report = match world::run(&scenario, args.seed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Result::BadInput;
+        }
+    };
+    let misses = expect::check(&scenario.expect, &report);
+    let negative = is_negative(file);
+    // A negative scenario passes when a checker fires.
+    let passed = misses.is_empty() != negative;
+    if let Some(out) = &args.log {
+        if let Err(e) = write_log(out, &report, several) {
+            eprintln!("error: cannot write the log to {}: {e}", out.display());
+            return Result::BadInput;
+        }
+    }
+    if args.json {
+        println!("{}", report.json(passed));
+    } else {
+        print_summary(&scenario, &report, &misses, negative, passed);
+    }
+    Result::Ran { passed }
+}
+
+fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, passed: bool) {
+    let mut out = std::io::stdout().lock();
+    let word = if passed { "PASS" } else { "FAIL" };
+    let _ = writeln!(out, "{word}  {}  ({})", s.name, r.path.display());
+    if !s.description.is_empty() {
+        let _ = writeln!(out, "      {}", s.description.trim());
+    }
+    let ratio = r.simulated.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        out,
+        "      tunnel {}{}; {} flow(s); seed {}; {:.0?} simulated in {:.2?} ({ratio:.0}x)",
+        r.outcome.tunnel.as_str(),
+        match (&r.outcome.gateway, r.outcome.resolved_by) {
+            (Some(g), Some(m)) => format!(" to {g}, resolved by {}", m.as_str()),
+            _ => String::new(),
+        },
+        r.flows.len(),
+        r.seed,
+        r.simulated,
+        r.wall
+    );
+    if negative {
+        let _ = writeln!(
+            out,
+            "      negative scenario: {}",
+            if misses.is_empty() { "no checker fired (it should have)" } else { "a checker fired, as it should" }
+        );
+    }
+    for miss in misses {
+        let _ = writeln!(out, "      {}", miss.to_string().replace('\n', "\n      "));
+    }
+    if !passed {
+        let _ = writeln!(
+            out,
+            "      reproduce: cargo run -- run {} --seed {}",
+            r.path.display(),
+            r.seed
+        );
+    }
+}
+
+fn write_log(out: &Path, report: &RunReport, several: bool) -> std::io::Result<()> {
+    let text: String = report.log.iter().map(|l| format!("{l}\n")).collect();
+    if several || out.is_dir() {
+        std::fs::create_dir_all(out)?;
+        let stem = report.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        std::fs::write(out.join(format!("{stem}.log")), text)
+    } else {
+        std::fs::write(out, text)
+    }
+}
+
+/// Scenarios under a `negative` folder must make a checker fire.
+pub fn is_negative(file: &Path) -> bool {
+    file.components().any(|c| c.as_os_str() == "negative")
+}
+
+/// The scenario files named by `paths` (folders searched recursively, sorted), or every
+/// file under `./scenarios` when none is named.
+pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let default = [PathBuf::from("scenarios")];
+    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut files)?;
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}: no such file or folder", p.display()),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

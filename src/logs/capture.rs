@@ -1,0 +1,100 @@
+//! A `tracing` layer that turns the agent's events (target [`agent::shell::LOG_TARGET`])
+//! into nsdebuglog lines stamped by a caller-given clock.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+use super::format::format_line;
+
+/// The lines captured so far (shared with the layer).
+#[derive(Debug, Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl Capture {
+    /// A copy of every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, line: String) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(line);
+        }
+    }
+}
+
+/// The layer; `clock` returns the current Unix time in milliseconds.
+pub struct CaptureLayer<C> {
+    capture: Capture,
+    clock: C,
+}
+
+impl<C: Fn() -> i64> CaptureLayer<C> {
+    /// A layer appending to `capture`.
+    pub fn new(capture: Capture, clock: C) -> Self {
+        CaptureLayer { capture, clock }
+    }
+}
+
+impl<S, C> Layer<S> for CaptureLayer<C>
+where
+    S: Subscriber,
+    C: Fn() -> i64 + 'static,
+{
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != agent::shell::LOG_TARGET {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let line = format_line((self.clock)(), fields.level, &fields.component, &fields.message);
+        self.capture.push(line);
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    level: u8,
+    component: String,
+    message: String,
+}
+
+impl Visit for Fields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "level" {
+            self.level = u8::try_from(value).unwrap_or(0);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name() == "level" {
+            self.level = u8::try_from(value).unwrap_or(0);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "component" => self.component = value.to_string(),
+            "message" => self.message = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => {
+                self.message.clear();
+                let _ = write!(self.message, "{value:?}");
+            }
+            "component" => {
+                self.component.clear();
+                let _ = write!(self.component, "{value:?}");
+            }
+            _ => {}
+        }
+    }
+}

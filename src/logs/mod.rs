@@ -1,0 +1,14 @@
+//! The agent's log in the nsdebuglog shape support engineers know:
+//!
+//! ```text
+//! 2019/10/14 11:40:49.871 stAgentSvc p1 t1 2 dnsResolver Failed to resolve gateway-acme.goskope.com by EDNS
+//! ```
+//!
+//! [`format`] renders lines, [`capture`] collects the agent's `tracing` events as lines on
+//! the simulated clock.
+
+pub mod capture;
+pub mod format;
+
+pub use capture::{Capture, CaptureLayer};
+pub use format::{format_line, format_timestamp};

@@ -1,0 +1,5 @@
+//! The `steerlab` binary.
+
+fn main() -> std::process::ExitCode {
+    steerlab::cli::main()
+}

@@ -1,0 +1,444 @@
+//! The typed scenario: what [`load_str`](super::load_str) produces once every key is
+//! checked. Defaults live in the `Default` impls so the loader and the docs agree.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One scenario file, validated. See `docs/scenario-reference.md` for every key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// The file it was loaded from (as given to the loader).
+    pub path: PathBuf,
+    /// Required, non-empty.
+    pub name: String,
+    /// Free text; default empty.
+    pub description: String,
+    /// Default 0; the same seed gives byte-identical logs and captures.
+    pub seed: u64,
+    /// Simulated time to run; default 60 s.
+    pub duration: Duration,
+    /// Wall clock at t = 0 in Unix milliseconds; default `2019-10-14T11:40:40Z`.
+    pub clock_unix_ms: i64,
+    pub tenant: Tenant,
+    pub client: Client,
+    pub dns: Dns,
+    pub steering: Steering,
+    /// One or more gateway PoPs, in file order; names are unique.
+    pub pops: Vec<Pop>,
+    pub backup: Backup,
+    pub origins: Vec<Origin>,
+    pub network: Network,
+    /// Sorted by `at` (stable: same-time events keep file order).
+    pub events: Vec<Event>,
+    pub expect: Expect,
+}
+
+/// `[tenant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Default `"acme"`; gives `gateway-acme.goskope.com`.
+    pub name: String,
+    pub region: Region,
+    /// Backend flag enabling GSLB for clients >= 96.1; default false.
+    pub gslb: bool,
+}
+
+/// `tenant.region`: which goskope.com sub-domain the tenant lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Region {
+    /// `""` (default): `acme.goskope.com`.
+    Global,
+    /// `"eu"`.
+    Eu,
+    /// `"de"`.
+    De,
+    /// `"au"`.
+    Au,
+}
+
+/// `[client]`: the endpoint running the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub version: ClientVersion,
+    /// Default 10.0.0.10.
+    pub ip: Ipv4Addr,
+    /// Default `"us-east"`.
+    pub location: String,
+    pub tunnel: TunnelProto,
+    /// Block steered flows while no tunnel is up; default false.
+    pub fail_close: bool,
+}
+
+/// A dotted client version such as `95.1.0` or `95.1.0.870`; default `95.1.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientVersion {
+    /// As written in the file.
+    pub text: String,
+    /// The numeric parts, two to four of them.
+    pub parts: Vec<u32>,
+}
+
+/// `client.tunnel`: the preferred tunnel transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelProto {
+    /// `"dtls"` (default): UDP 443.
+    Dtls,
+    /// `"tls"`: TCP 443.
+    Tls,
+}
+
+/// `[dns]`: the resolvers the agent can use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// DoH server name; default `"dns.google"`.
+    pub doh: String,
+    /// Local resolver address; default 10.0.0.53.
+    pub ldns: Ipv4Addr,
+    /// Where the local resolver egresses; default `client.location`.
+    pub ldns_location: String,
+    pub doh_behaviour: ServerBehaviour,
+    pub ldns_behaviour: ServerBehaviour,
+    /// The certificate the DoH server presents.
+    pub doh_cert: CertKind,
+}
+
+/// How a simulated resolver answers (`dns.doh_behaviour`, `dns.ldns_behaviour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerBehaviour {
+    /// `"answer"` (default): correct answers.
+    Answer,
+    /// `"servfail"`.
+    ServFail,
+    /// `"empty"`: NOERROR with no answer records.
+    Empty,
+    /// `"http_NNN"` with 400 <= NNN <= 599 (DoH only).
+    HttpError(u16),
+    /// `"slow_answer"` or `"slow_answer:DURATION"` (default 30 s): answers late.
+    SlowAnswer(Duration),
+}
+
+/// The certificate a server presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertKind {
+    /// `"trusted"` (default).
+    Trusted,
+    /// `"untrusted"`: signed by a CA the client does not trust.
+    Untrusted,
+    /// `"expired"`: trusted CA, validity ended before the scenario clock.
+    Expired,
+}
+
+/// `[steering]`: what the agent sends through the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steering {
+    pub mode: SteeringMode,
+    /// Default `[80, 443]`; ignored by mode `all`.
+    pub ports: Vec<u16>,
+    /// Cloud-apps mode: domains (`box.com`, `*.box.com`) to steer.
+    pub managed: Vec<String>,
+    /// Never steered: domains, wildcards, IPs, CIDRs.
+    pub exceptions: Vec<String>,
+    /// Certificate-pinned apps, by process name or domain.
+    pub bypass_apps: Vec<String>,
+    /// Mode `all` only: DNS also goes through the tunnel.
+    pub steer_dns: bool,
+    /// Steer RFC 1918 destinations too.
+    pub private_apps: bool,
+}
+
+/// `steering.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SteeringMode {
+    /// `"cloud-apps"` (default): the managed list only.
+    CloudApps,
+    /// `"web"`: ports in `steering.ports`.
+    Web,
+    /// `"all"`: all traffic.
+    All,
+}
+
+/// One `[[pops]]` entry: a gateway PoP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pop {
+    pub name: String,
+    pub location: String,
+    pub ip: Ipv4Addr,
+    /// One-way latency from the endpoint; default 20 ms.
+    pub latency: Duration,
+    pub cert: CertKind,
+}
+
+/// `[backup]`: the `gateway-backup-<tenant>` host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// None: the world picks an address.
+    pub ip: Option<Ipv4Addr>,
+    /// None: the second PoP's location.
+    pub location: Option<String>,
+    /// Default 20 ms.
+    pub latency: Duration,
+    pub cert: CertKind,
+}
+
+/// One `[[origins]]` entry: a server apps reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub host: String,
+    pub ip: Ipv4Addr,
+}
+
+/// `[network]`: firewalls and proxy between the endpoint and the internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Ordered first-match rules on the endpoint.
+    pub host_firewall: Vec<Rule>,
+    /// Ordered first-match rules at the site perimeter.
+    pub perimeter_firewall: Vec<Rule>,
+    pub proxy: Option<Proxy>,
+    /// PAC script text.
+    pub pac: Option<String>,
+    /// False: only the proxy reaches the internet. Default true.
+    pub direct_egress: bool,
+}
+
+/// `network.proxy`: an explicit HTTP proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub address: SocketAddrV4,
+    pub discovery: ProxyDiscovery,
+}
+
+/// `network.proxy.discovery`: how apps learn about the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyDiscovery {
+    /// `"manual"` (default).
+    Manual,
+    /// `"pac"`.
+    Pac,
+    /// `"wpad"`.
+    Wpad,
+}
+
+/// A firewall rule: `ACTION [PROTO[/PORT]] [to TARGET]`. Parse with [`Rule::parse`];
+/// `Display` gives the canonical text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub action: RuleAction,
+    /// `Any` when the text names no protocol.
+    pub proto: RuleProto,
+    /// Always None for `Dns` and `Any`.
+    pub port: Option<u16>,
+    /// None: every destination.
+    pub target: Option<RuleTarget>,
+    /// The text as written (trimmed).
+    pub text: String,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    /// `allow`.
+    Allow,
+    /// `block`: silent drop.
+    Block,
+    /// `reset`: TCP RST / ICMP unreachable.
+    Reset,
+    /// `inspect`: TLS interception, re-signed with the firewall's own CA.
+    Inspect,
+    /// `redirect`: captive portal, HTTP 302.
+    Redirect,
+}
+
+/// Which traffic a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleProto {
+    Tcp,
+    Udp,
+    /// UDP and TCP port 53.
+    Dns,
+    Any,
+}
+
+/// Which destination a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RuleTarget {
+    /// An exact host name, lowercase.
+    Host(String),
+    /// `*.goskope.com`, stored as `goskope.com` (lowercase): names under it.
+    Wildcard(String),
+    Ip(IpAddr),
+    Cidr(ipnet::IpNet),
+}
+
+/// One `[[events]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Simulated time since start; at most the scenario duration.
+    pub at: Duration,
+    pub action: EventAction,
+}
+
+/// `do` of an event, with the keys that word takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventAction {
+    /// Start the agent.
+    Start,
+    /// Stop the agent.
+    Stop,
+    /// An app resolves `host` through the OS, then opens TCP to `port`.
+    Connect { process: String, host: String, port: u16, via_proxy: bool },
+    /// Add a firewall rule at run time.
+    Rule { place: FirewallPlace, rule: Rule },
+    /// Cut a host off silently.
+    Partition { host: String },
+    /// Heal a partition.
+    Repair { host: String },
+}
+
+/// `where` of a `rule` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FirewallPlace {
+    /// The endpoint's host firewall.
+    Host,
+    /// The site perimeter firewall.
+    Perimeter,
+}
+
+/// `[expect]`: checked at the end of the run; absent keys are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub resolved_by: Option<ResolvedBy>,
+    /// A PoP name or `"backup"`.
+    pub gateway: Option<String>,
+    pub tunnel: Option<TunnelState>,
+    /// `Some(vec![])` (from `flows = []`) expects no flows at all.
+    pub flows: Option<Vec<ExpectFlow>>,
+}
+
+/// How the agent resolved the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResolvedBy {
+    Gslb,
+    Edns,
+    Ldns,
+}
+
+/// The tunnel at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelState {
+    Dtls,
+    Tls,
+    Down,
+}
+
+/// One `[[expect.flows]]` entry; absent keys match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectFlow {
+    pub process: Option<String>,
+    pub host: Option<String>,
+    pub verdict: Option<Verdict>,
+}
+
+/// What happened to a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Sent through the tunnel.
+    Tunneled,
+    /// In the mode's scope but sent direct on purpose.
+    Bypassed,
+    /// Not in the steering mode's scope.
+    Direct,
+    /// Dropped by the agent or the gateway's policy.
+    Blocked,
+}
+
+impl ClientVersion {
+    /// True if this version is `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        let mine = (self.parts.first().copied().unwrap_or(0), self.parts.get(1).copied().unwrap_or(0));
+        mine >= (major, minor)
+    }
+
+    /// Parses `MAJOR.MINOR[.PATCH[.BUILD]]`.
+    pub fn parse(text: &str) -> Result<ClientVersion, String> {
+        let parts: Result<Vec<u32>, _> = text.split('.').map(str::parse::<u32>).collect();
+        match parts {
+            Ok(parts) if (2..=4).contains(&parts.len()) => Ok(ClientVersion { text: text.to_owned(), parts }),
+            _ => Err(format!("`{text}` is not a client version")),
+        }
+    }
+}
+
+impl Default for ClientVersion {
+    fn default() -> Self {
+        ClientVersion { text: "95.1.0".into(), parts: vec![95, 1, 0] }
+    }
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant { name: "acme".into(), region: Region::Global, gslb: false }
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            version: ClientVersion::default(),
+            ip: Ipv4Addr::new(10, 0, 0, 10),
+            location: "us-east".into(),
+            tunnel: TunnelProto::Dtls,
+            fail_close: false,
+        }
+    }
+}
+
+impl Default for Dns {
+    /// `ldns_location` follows the default client location, `us-east`.
+    fn default() -> Self {
+        Dns {
+            doh: "dns.google".into(),
+            ldns: Ipv4Addr::new(10, 0, 0, 53),
+            ldns_location: "us-east".into(),
+            doh_behaviour: ServerBehaviour::Answer,
+            ldns_behaviour: ServerBehaviour::Answer,
+            doh_cert: CertKind::Trusted,
+        }
+    }
+}
+
+impl Default for Steering {
+    fn default() -> Self {
+        Steering {
+            mode: SteeringMode::CloudApps,
+            ports: vec![80, 443],
+            managed: vec![],
+            exceptions: vec![],
+            bypass_apps: vec![],
+            steer_dns: false,
+            private_apps: false,
+        }
+    }
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup { ip: None, location: None, latency: DEFAULT_LATENCY, cert: CertKind::Trusted }
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { host_firewall: vec![], perimeter_firewall: vec![], proxy: None, pac: None, direct_egress: true }
+    }
+}
+
+/// Default one-way latency of a PoP or the backup gateway.
+pub const DEFAULT_LATENCY: Duration = Duration::from_millis(20);
+/// Default `duration`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
+/// Default `clock`.
+pub const DEFAULT_CLOCK: &str = "2019-10-14T11:40:40Z";
+/// Default delay of `slow_answer` without `:DURATION`.
+pub const DEFAULT_SLOW_ANSWER: Duration = Duration::from_secs(30);

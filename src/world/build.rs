@@ -1,0 +1,427 @@
+//! Building and running the world for one scenario.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent::core::{Config, Method, Region as AgentRegion, Role as AgentRole, TunnelProto as AgentProto, TunnelStatus};
+use agent::shell::{Command, Shell, ShellConfig, WallClock};
+use tokio::sync::mpsc;
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::net::SimNet;
+use super::path::Path;
+use super::pki::{Authority, Pki, PkiError};
+use super::registry::{AddressClash, HostEntry, Registry, Role};
+use super::serve::{self, WorldClock, WorldDialer};
+use super::{DEFAULT_LINK_LATENCY, TICK};
+use crate::logs::{Capture, CaptureLayer};
+use crate::report::{Outcome, RunReport};
+use crate::scenario::{
+    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, TunnelProto, TunnelState,
+};
+
+/// Why a world could not be built or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorldError {
+    /// Two hosts share an address.
+    #[error(transparent)]
+    AddressClash(#[from] AddressClash),
+    /// Certificates could not be made.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// rustls rejected a certificate the world made (a bug).
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The scenario uses something this version of the world does not model yet.
+    #[error("{what} is not modelled yet: {hint}")]
+    Unsupported {
+        /// The feature.
+        what: String,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// The simulation itself failed (a host's server stopped with an error).
+    #[error("simulation failed: {0}")]
+    Simulation(String),
+}
+
+/// The port of the local resolver.
+const DNS_PORT: u16 = 53;
+
+/// Runs `scenario` with `seed` (the scenario's own unless overridden) and reports.
+pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldError> {
+    check_supported(scenario)?;
+    let seed = seed.unwrap_or(scenario.seed);
+    #[allow(clippy::disallowed_methods, reason = "wall time is reported, never simulated")]
+    let started = Instant::now();
+    let plan = Plan::new(scenario)?;
+    let clock = WorldClock {
+        epoch_unix_ms: scenario.clock_unix_ms,
+    };
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(CaptureLayer::new(capture.clone(), move || clock.now_unix_ms()));
+    let (outcome, timeline) =
+        tracing::subscriber::with_default(subscriber, || drive(scenario, &plan, seed, clock))?;
+    Ok(RunReport {
+        name: scenario.name.clone(),
+        path: scenario.path.clone(),
+        seed,
+        simulated: scenario.duration,
+        wall: started.elapsed(),
+        log: capture.lines(),
+        timeline,
+        outcome,
+        flows: Vec::new(),
+    })
+}
+
+fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
+    let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
+    let rules = scenario
+        .network
+        .host_firewall
+        .iter()
+        .chain(&scenario.network.perimeter_firewall)
+        .chain(scenario.events.iter().filter_map(|e| match &e.action {
+            EventAction::Rule { rule, .. } => Some(rule),
+            _ => None,
+        }));
+    for rule in rules {
+        if matches!(rule.action, RuleAction::Inspect | RuleAction::Redirect) {
+            return unsupported(
+                format!("firewall rule `{rule}`"),
+                "use allow, block or reset rules for now",
+            );
+        }
+    }
+    if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
+        return unsupported("an explicit proxy or PAC file".to_string(), "remove [network] proxy and pac for now");
+    }
+    if let Some(e) = scenario.events.iter().find(|e| matches!(e.action, EventAction::Connect { .. })) {
+        return unsupported(
+            format!("the app `connect` event at {:?}", e.at),
+            "remove connect events and [[expect.flows]] for now",
+        );
+    }
+    Ok(())
+}
+
+/// Addresses, names and certificates of every host, decided before the simulation.
+struct Plan {
+    registry: Registry,
+    endpoint: Ipv4Addr,
+    doh: Ipv4Addr,
+    backup: Ipv4Addr,
+    gateway_name: String,
+    backup_name: String,
+    zone: Arc<sim_doh::Zone>,
+}
+
+impl Plan {
+    fn new(s: &Scenario) -> Result<Plan, WorldError> {
+        let domain = domain(s.tenant.region);
+        let gateway_name = format!("gateway-{}.{domain}", s.tenant.name);
+        let backup_name = format!("gateway-backup-{}.{domain}", s.tenant.name);
+        let mut registry = Registry::default();
+        let entry = |role, label: &str, names: Vec<String>| HostEntry {
+            role,
+            label: label.to_string(),
+            dns_names: names,
+        };
+        registry.add(s.client.ip, entry(Role::Endpoint, "endpoint", vec![]))?;
+        registry.add(s.dns.ldns, entry(Role::Ldns, "ldns", vec![]))?;
+        let doh = if s.dns.doh.eq_ignore_ascii_case("dns.google") {
+            Ipv4Addr::new(8, 8, 8, 8)
+        } else {
+            registry.free_address()
+        };
+        registry.add(doh, entry(Role::Doh, "doh", vec![s.dns.doh.clone()]))?;
+        for pop in &s.pops {
+            let names = vec![gateway_name.clone(), format!("gateway-{}.{domain}", pop.name)];
+            registry.add(pop.ip, entry(Role::Pop(pop.name.clone()), &pop.name, names))?;
+        }
+        let backup = s.backup.ip.unwrap_or_else(|| registry.free_address());
+        registry.add(backup, entry(Role::Backup, "backup", vec![backup_name.clone()]))?;
+        for origin in &s.origins {
+            let role = Role::Origin(origin.host.clone());
+            registry.add(origin.ip, entry(role, &origin.host, vec![origin.host.clone()]))?;
+        }
+
+        let mut zone = sim_doh::Zone::new(60);
+        let mut by_location = BTreeMap::new();
+        for location in [&s.client.location, &s.dns.ldns_location] {
+            by_location.insert(location.clone(), nearest_pop(s, location));
+        }
+        zone.insert_located(&gateway_name, by_location, s.pops[0].ip);
+        zone.insert(&backup_name, backup);
+        for pop in &s.pops {
+            zone.insert(&format!("gateway-{}.{domain}", pop.name), pop.ip);
+        }
+        for origin in &s.origins {
+            zone.insert(&origin.host, origin.ip);
+        }
+        zone.insert(&s.dns.doh, doh);
+        let client_net = ipnet::Ipv4Net::new(s.client.ip, 24).map(|n| n.trunc());
+        if let Ok(net) = client_net {
+            zone.locate(net, &s.client.location);
+        }
+        if let Ok(net) = ipnet::Ipv4Net::new(s.dns.ldns, 32) {
+            zone.locate(net, &s.dns.ldns_location);
+        }
+        Ok(Plan {
+            registry,
+            endpoint: s.client.ip,
+            doh,
+            backup,
+            gateway_name,
+            backup_name,
+            zone: Arc::new(zone),
+        })
+    }
+}
+
+/// The PoP in `location`, else the one with the lowest latency from the endpoint.
+fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
+    s.pops
+        .iter()
+        .find(|p| p.location == location)
+        .or_else(|| s.pops.iter().min_by_key(|p| p.latency))
+        .map(|p| p.ip)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED)
+}
+
+fn domain(region: Region) -> &'static str {
+    match region {
+        Region::Global => "goskope.com",
+        Region::Eu => "eu.goskope.com",
+        Region::De => "de.goskope.com",
+        Region::Au => "au.goskope.com",
+    }
+}
+
+fn authority(kind: CertKind, trusted: Authority) -> (Authority, bool) {
+    match kind {
+        CertKind::Trusted => (trusted, false),
+        CertKind::Untrusted => (Authority::Rogue, false),
+        CertKind::Expired => (trusted, true),
+    }
+}
+
+fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
+    match b {
+        ServerBehaviour::Answer => sim_doh::Behaviour::Answer,
+        ServerBehaviour::ServFail => sim_doh::Behaviour::ServFail,
+        ServerBehaviour::Empty => sim_doh::Behaviour::Empty,
+        ServerBehaviour::HttpError(code) => sim_doh::Behaviour::HttpError(*code),
+        ServerBehaviour::SlowAnswer(d) => sim_doh::Behaviour::SlowAnswer(*d),
+    }
+}
+
+/// Builds the simulation, runs it to the scenario's end, and reads the outcome.
+fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Outcome, Vec<String>), WorldError> {
+    let epoch = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
+    let mut sim = turmoil::Builder::new()
+        .epoch(epoch)
+        .simulation_duration(s.duration + Duration::from_secs(1))
+        .tick_duration(TICK)
+        .min_message_latency(DEFAULT_LINK_LATENCY)
+        .max_message_latency(DEFAULT_LINK_LATENCY)
+        .rng_seed(seed)
+        .build();
+    let mut pki = Pki::new(seed, s.clock_unix_ms)?;
+
+    // DNS over HTTPS.
+    let (by, expired) = authority(s.dns.doh_cert, Authority::Public);
+    let doh_leaf = pki.leaf(std::slice::from_ref(&s.dns.doh), by, expired)?;
+    let doh_tls = serve::server_config(&doh_leaf, Arc::new(clock))?;
+    let doh_state = sim_doh::DohState {
+        zone: plan.zone.clone(),
+        behaviour: behaviour(&s.dns.doh_behaviour),
+    };
+    sim.host(IpAddr::V4(plan.doh), move || {
+        serve::https(sim_doh::router(doh_state.clone()), Some(doh_tls.clone()), 443)
+    });
+
+    // The local resolver.
+    let ldns = sim_doh::Ldns::new(plan.zone.clone(), s.dns.ldns_location.clone(), behaviour(&s.dns.ldns_behaviour));
+    sim.host(IpAddr::V4(s.dns.ldns), move || serve::ldns(ldns.clone()));
+
+    // Gateways.
+    let origin_names: BTreeMap<String, Ipv4Addr> =
+        s.origins.iter().map(|o| (o.host.to_ascii_lowercase(), o.ip)).collect();
+    let dialer = WorldDialer::new(origin_names);
+    let domain = domain(s.tenant.region);
+    let mut gateways = Vec::new();
+    for pop in &s.pops {
+        let names = vec![plan.gateway_name.clone(), format!("gateway-{}.{domain}", pop.name)];
+        gateways.push((pop.name.clone(), pop.ip, names, pop.cert, pop.latency));
+    }
+    gateways.push((
+        "backup".to_string(),
+        plan.backup,
+        vec![plan.backup_name.clone()],
+        s.backup.cert,
+        s.backup.latency,
+    ));
+    for (name, ip, names, cert, latency) in gateways {
+        let (by, expired) = authority(cert, Authority::Tenant);
+        let leaf = pki.leaf(&names, by, expired)?;
+        let gw = sim_gateway::Gateway::new(&name, leaf.chain, leaf.key, move || clock.now(), dialer.clone())
+            .map_err(|e| WorldError::Simulation(e.to_string()))?;
+        sim.host(IpAddr::V4(ip), move || serve::gateway(gw.clone()));
+        sim.set_link_latency(IpAddr::V4(plan.endpoint), IpAddr::V4(ip), latency);
+    }
+
+    // Origins: plain HTTP on 80, HTTPS on 443 with a public certificate.
+    for origin in &s.origins {
+        let leaf = pki.leaf(std::slice::from_ref(&origin.host), Authority::Public, false)?;
+        let tls = serve::server_config(&leaf, Arc::new(clock))?;
+        let router = crate::origin::router(&origin.host);
+        sim.host(IpAddr::V4(origin.ip), move || {
+            let (router, tls) = (router.clone(), tls.clone());
+            async move {
+                let plain = tokio::task::spawn_local(serve::https(router.clone(), None, 80));
+                serve::https(router, Some(tls), 443).await?;
+                plain.abort();
+                Ok(())
+            }
+        });
+    }
+
+    // The endpoint and its agent.
+    let path = Arc::new(Mutex::new(Path::new(
+        s.network.host_firewall.clone(),
+        s.network.perimeter_firewall.clone(),
+    )));
+    let registry = Arc::new(plan.registry.clone());
+    let net = SimNet::new(path.clone(), registry.clone());
+    let config = Config {
+        tenant: s.tenant.name.clone(),
+        region: match s.tenant.region {
+            Region::Global => AgentRegion::Global,
+            Region::Eu => AgentRegion::Eu,
+            Region::De => AgentRegion::De,
+            Region::Au => AgentRegion::Au,
+        },
+        version: s.client.version.text.clone(),
+        client_ip: s.client.ip,
+        doh_name: s.dns.doh.clone(),
+        doh_addr: SocketAddr::from((plan.doh, 443)),
+        ldns: SocketAddr::from((s.dns.ldns, DNS_PORT)),
+        gateway_port: 443,
+        tunnel: match s.client.tunnel {
+            TunnelProto::Dtls => AgentProto::Dtls,
+            TunnelProto::Tls => AgentProto::Tls,
+        },
+        dtls_available: false,
+        fail_close: s.client.fail_close,
+        seed,
+    };
+    let shell_config = ShellConfig {
+        public_roots: vec![pki.public_root()],
+        tenant_roots: vec![pki.tenant_root()],
+        clock: WallClock::new(move || clock.now()),
+    };
+    let shell = Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
+    let status = shell.status();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    sim.client(IpAddr::V4(plan.endpoint), async move {
+        shell.run(command_rx).await;
+        Ok(())
+    });
+
+    // The driver.
+    let mut timeline = Vec::new();
+    let mut events = s.events.iter().peekable();
+    loop {
+        let now = sim.elapsed();
+        while let Some(event) = events.next_if(|e| e.at <= now) {
+            let stamp = format!("+{}.{:03}s", now.as_secs(), now.subsec_millis());
+            let line = match &event.action {
+                EventAction::Start => {
+                    let _ = commands.send(Command::Start);
+                    "start agent".to_string()
+                }
+                EventAction::Stop => {
+                    let _ = commands.send(Command::Stop);
+                    "stop agent".to_string()
+                }
+                EventAction::Rule { place, rule } => {
+                    lock(&path)?.add_rule(*place, rule.clone());
+                    format!("rule {} `{rule}`", place_word(*place))
+                }
+                EventAction::Partition { host } | EventAction::Repair { host } => {
+                    let cut = matches!(event.action, EventAction::Partition { .. });
+                    let ip = plan.registry.by_label(host).ok_or_else(|| WorldError::Unsupported {
+                        what: format!("partitioning `{host}`"),
+                        hint: "this host does not exist in this world",
+                    })?;
+                    lock(&path)?.set_partitioned(ip, cut);
+                    let (a, b) = (IpAddr::V4(plan.endpoint), IpAddr::V4(ip));
+                    if cut {
+                        sim.partition(a, b);
+                    } else {
+                        sim.repair(a, b);
+                    }
+                    format!("{} {host}", if cut { "partition" } else { "repair" })
+                }
+                EventAction::Connect { .. } => unreachable!("rejected by check_supported"),
+            };
+            timeline.push(format!("{stamp} {line}"));
+        }
+        if now >= s.duration {
+            break;
+        }
+        sim.step().map_err(|e| WorldError::Simulation(e.to_string()))?;
+    }
+    let status = status.borrow().clone();
+    let outcome = Outcome {
+        resolved_by: status.resolved_by.map(|m| match m {
+            Method::Gslb => ResolvedBy::Gslb,
+            Method::Edns => ResolvedBy::Edns,
+            Method::Ldns => ResolvedBy::Ldns,
+        }),
+        gateway: status.gateway.and_then(|(_, addr, role)| match (role, addr) {
+            (AgentRole::Backup, _) => Some("backup".to_string()),
+            (AgentRole::Primary, SocketAddr::V4(v4)) => match plan.registry.at(*v4.ip()).map(|h| &h.role) {
+                Some(Role::Pop(name)) => Some(name.clone()),
+                Some(Role::Backup) => Some("backup".to_string()),
+                _ => Some(v4.ip().to_string()),
+            },
+            (AgentRole::Primary, SocketAddr::V6(v6)) => Some(v6.ip().to_string()),
+        }),
+        tunnel: match (status.tunnel, status.gateway) {
+            (TunnelStatus::Connected, Some((AgentProto::Dtls, _, _))) => TunnelState::Dtls,
+            (TunnelStatus::Connected, Some((AgentProto::Tls, _, _))) => TunnelState::Tls,
+            _ => TunnelState::Down,
+        },
+    };
+    let end = sim.elapsed();
+    timeline.push(format!(
+        "+{}.{:03}s end: tunnel {}{}",
+        end.as_secs(),
+        end.subsec_millis(),
+        outcome.tunnel.as_str(),
+        match (&outcome.gateway, outcome.resolved_by) {
+            (Some(g), Some(r)) => format!(" to {g}, resolved by {}", r.as_str()),
+            _ => String::new(),
+        }
+    ));
+    Ok((outcome, timeline))
+}
+
+fn lock(path: &Mutex<Path>) -> Result<std::sync::MutexGuard<'_, Path>, WorldError> {
+    path.lock()
+        .map_err(|_| WorldError::Simulation("network path lock poisoned".to_string()))
+}
+
+fn place_word(place: crate::scenario::FirewallPlace) -> &'static str {
+    match place {
+        crate::scenario::FirewallPlace::Host => "host",
+        crate::scenario::FirewallPlace::Perimeter => "perimeter",
+    }
+}

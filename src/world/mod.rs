@@ -1,0 +1,31 @@
+//! The world: a turmoil simulation built from a scenario.
+//!
+//! Hosts: the endpoint (the real agent through its shell, on [`net::SimNet`]), the DoH
+//! server, the local resolver, every PoP's gateway, gateway-backup, and the origins. The
+//! driver loop steps the simulation one tick at a time and applies the scenario's events
+//! (start, stop, partitions, rule changes) between ticks.
+//!
+//! - [`registry`]: addresses and names of hosts.
+//! - [`path`]: the endpoint's firewalls and partitions.
+//! - [`net`]: the endpoint's sockets behind the path.
+//! - [`pki`]: the world's CAs and certificates.
+//! - [`serve`]: serving routers, the resolver and gateways on turmoil hosts.
+//! - [`build`]: turning a scenario into hosts and zones.
+
+pub mod build;
+pub mod net;
+pub mod path;
+pub mod pki;
+pub mod registry;
+pub mod serve;
+
+use std::time::Duration;
+
+pub use build::{WorldError, run};
+
+/// How far simulated time moves per step. Messages are delivered on ticks, so latencies
+/// are multiples of this.
+pub const TICK: Duration = Duration::from_millis(1);
+
+/// One-way latency of every link a scenario gives no latency for.
+pub const DEFAULT_LINK_LATENCY: Duration = Duration::from_millis(5);

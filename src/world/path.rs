@@ -1,0 +1,196 @@
+//! The network path between the endpoint and everything else: the host firewall, then
+//! the perimeter firewall, then partitions. turmoil has no per-port filtering and refuses
+//! TCP at once across a partition, so these rules live here, around the endpoint's
+//! sockets.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::scenario::{FirewallPlace, Rule, RuleAction, RuleProto, RuleTarget};
+
+use super::registry::Registry;
+
+/// The transport of a packet or connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What the path does with a connection or datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it through.
+    Pass,
+    /// Drop it silently: a TCP connect hangs until the caller's timeout.
+    Drop {
+        /// Which rule, for the timeline.
+        why: String,
+    },
+    /// Refuse it: TCP RST or ICMP unreachable.
+    Refuse {
+        /// Which rule, for the timeline.
+        why: String,
+    },
+}
+
+/// The endpoint's network path.
+#[derive(Debug, Clone, Default)]
+pub struct Path {
+    host_rules: Vec<Rule>,
+    perimeter_rules: Vec<Rule>,
+    partitioned: BTreeSet<Ipv4Addr>,
+}
+
+impl Path {
+    /// A path with the scenario's rule lists.
+    pub fn new(host_rules: Vec<Rule>, perimeter_rules: Vec<Rule>) -> Path {
+        Path {
+            host_rules,
+            perimeter_rules,
+            partitioned: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a rule at run time; it goes first, so it wins over the scenario's rules.
+    pub fn add_rule(&mut self, place: FirewallPlace, rule: Rule) {
+        match place {
+            FirewallPlace::Host => self.host_rules.insert(0, rule),
+            FirewallPlace::Perimeter => self.perimeter_rules.insert(0, rule),
+        }
+    }
+
+    /// Cuts `ip` off (or heals it).
+    pub fn set_partitioned(&mut self, ip: Ipv4Addr, cut: bool) {
+        if cut {
+            self.partitioned.insert(ip);
+        } else {
+            self.partitioned.remove(&ip);
+        }
+    }
+
+    /// Whether `ip` is cut off.
+    pub fn is_partitioned(&self, ip: Ipv4Addr) -> bool {
+        self.partitioned.contains(&ip)
+    }
+
+    /// What happens to traffic from the endpoint to `dst:port` over `transport`.
+    pub fn check(&self, registry: &Registry, transport: Transport, dst: Ipv4Addr, port: u16) -> Verdict {
+        for (place, rules) in [("host firewall", &self.host_rules), ("perimeter firewall", &self.perimeter_rules)] {
+            if let Some(rule) = rules.iter().find(|r| matches(r, registry, transport, dst, port)) {
+                let why = format!("{place} rule `{rule}`");
+                match rule.action {
+                    RuleAction::Allow => {}
+                    RuleAction::Block => return Verdict::Drop { why },
+                    RuleAction::Reset => return Verdict::Refuse { why },
+                    // Checked away when the world is built (see `World::build`).
+                    RuleAction::Inspect | RuleAction::Redirect => {}
+                }
+            }
+        }
+        if self.partitioned.contains(&dst) {
+            return Verdict::Drop {
+                why: "partition".to_string(),
+            };
+        }
+        Verdict::Pass
+    }
+}
+
+/// Whether `rule` covers this traffic.
+pub fn matches(rule: &Rule, registry: &Registry, transport: Transport, dst: Ipv4Addr, port: u16) -> bool {
+    let proto_ok = match rule.proto {
+        RuleProto::Any => true,
+        RuleProto::Tcp => transport == Transport::Tcp,
+        RuleProto::Udp => transport == Transport::Udp,
+        RuleProto::Dns => port == 53,
+    };
+    let port_ok = rule.port.is_none_or(|p| p == port);
+    let target_ok = match &rule.target {
+        None => true,
+        Some(RuleTarget::Ip(IpAddr::V4(ip))) => *ip == dst,
+        Some(RuleTarget::Ip(IpAddr::V6(_))) => false,
+        Some(RuleTarget::Cidr(net)) => net.contains(&IpAddr::V4(dst)),
+        Some(RuleTarget::Host(name)) => names_of(registry, dst).any(|n| n.eq_ignore_ascii_case(name)),
+        Some(RuleTarget::Wildcard(suffix)) => names_of(registry, dst).any(|n| is_under(n, suffix)),
+    };
+    proto_ok && port_ok && target_ok
+}
+
+fn names_of(registry: &Registry, ip: Ipv4Addr) -> impl Iterator<Item = &str> {
+    registry
+        .at(ip)
+        .into_iter()
+        .flat_map(|h| h.dns_names.iter().map(String::as_str))
+}
+
+/// `*.suffix` matches names strictly below `suffix`, not `suffix` itself.
+fn is_under(name: &str, suffix: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let suffix = suffix.trim_end_matches('.').to_ascii_lowercase();
+    name.len() > suffix.len() + 1
+        && name.ends_with(&suffix)
+        && name.as_bytes()[name.len() - suffix.len() - 1] == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::registry::{HostEntry, Role};
+
+    fn registry() -> Registry {
+        let mut r = Registry::default();
+        r.add(
+            Ipv4Addr::new(8, 36, 116, 35),
+            HostEntry {
+                role: Role::Pop("nyc1".into()),
+                label: "nyc1".into(),
+                dns_names: vec!["gateway-acme.goskope.com".into()],
+            },
+        )
+        .unwrap();
+        r.add(
+            Ipv4Addr::new(8, 8, 8, 8),
+            HostEntry {
+                role: Role::Doh,
+                label: "doh".into(),
+                dns_names: vec!["dns.google".into()],
+            },
+        )
+        .unwrap();
+        r
+    }
+
+    fn rule(text: &str) -> Rule {
+        Rule::parse(text).unwrap()
+    }
+
+    #[test]
+    fn first_match_wins_and_default_is_pass() {
+        let path = Path::new(
+            vec![rule("allow tcp/443 to *.goskope.com"), rule("block any")],
+            vec![],
+        );
+        let r = registry();
+        assert_eq!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 36, 116, 35), 443), Verdict::Pass);
+        assert!(matches!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443), Verdict::Drop { .. }));
+        assert_eq!(Path::default().check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53), Verdict::Pass);
+    }
+
+    #[test]
+    fn wildcard_does_not_match_the_bare_domain() {
+        assert!(is_under("gateway-acme.goskope.com", "goskope.com"));
+        assert!(!is_under("goskope.com", "goskope.com"));
+        assert!(!is_under("evilgoskope.com", "goskope.com"));
+    }
+
+    #[test]
+    fn reset_refuses_and_dns_means_port_53() {
+        let path = Path::new(vec![], vec![rule("reset dns")]);
+        let r = registry();
+        assert!(matches!(path.check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53), Verdict::Refuse { .. }));
+        assert_eq!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443), Verdict::Pass);
+    }
+}

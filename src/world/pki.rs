@@ -1,0 +1,179 @@
+//! The world's PKI, made with rcgen when the world is built: a public CA (what browsers
+//! and the agent's DoH client trust), the tenant CA (the only CA the tunnel trusts), and a
+//! rogue CA (an attacker's or an inspecting firewall's). Keys are Ed25519 from the
+//! scenario seed, serials and validity are fixed, so the same seed gives the same bytes.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+
+/// Which CA signs a leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// The public web PKI.
+    Public,
+    /// The tenant's CA.
+    Tenant,
+    /// A CA nobody trusts.
+    Rogue,
+}
+
+/// A leaf certificate with its key.
+#[derive(Debug)]
+pub struct Leaf {
+    /// Leaf first, then the issuing CA.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Leaf {
+    fn clone(&self) -> Self {
+        Leaf {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+/// The world's certificate authorities.
+pub struct Pki {
+    seed: u64,
+    now_unix_s: i64,
+    next_serial: u64,
+    public: (Issuer<'static, KeyPair>, CertificateDer<'static>),
+    tenant: (Issuer<'static, KeyPair>, CertificateDer<'static>),
+    rogue: (Issuer<'static, KeyPair>, CertificateDer<'static>),
+}
+
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate generation failed: {0}")]
+pub struct PkiError(#[from] rcgen::Error);
+
+impl Pki {
+    /// CAs for a world whose clock starts at `now_unix_ms`.
+    pub fn new(seed: u64, now_unix_ms: i64) -> Result<Pki, PkiError> {
+        let now_unix_s = now_unix_ms.div_euclid(1000);
+        let mut next_serial = 1;
+        let mut ca = |label: &str, name: &str| -> Result<_, PkiError> {
+            let key = seeded_key(seed, label)?;
+            let mut params = CertificateParams::new(Vec::<String>::new())?;
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.serial_number = Some(SerialNumber::from(next_serial));
+            next_serial += 1;
+            set_validity(&mut params, now_unix_s, -3650, 3650);
+            let cert = params.self_signed(&key)?;
+            Ok((Issuer::new(params, key), cert.der().clone()))
+        };
+        let public = ca("public-ca", "steerlab Public Root CA")?;
+        let tenant = ca("tenant-ca", "steerlab Tenant CA")?;
+        let rogue = ca("rogue-ca", "Untrusted Inspection CA")?;
+        Ok(Pki {
+            seed,
+            now_unix_s,
+            next_serial,
+            public,
+            tenant,
+            rogue,
+        })
+    }
+
+    /// The public CA certificate.
+    pub fn public_root(&self) -> CertificateDer<'static> {
+        self.public.1.clone()
+    }
+
+    /// The tenant CA certificate.
+    pub fn tenant_root(&self) -> CertificateDer<'static> {
+        self.tenant.1.clone()
+    }
+
+    /// The rogue CA certificate.
+    pub fn rogue_root(&self) -> CertificateDer<'static> {
+        self.rogue.1.clone()
+    }
+
+    /// A leaf for `names`, signed by `by`; `expired` makes it end a day before the clock.
+    pub fn leaf(&mut self, names: &[String], by: Authority, expired: bool) -> Result<Leaf, PkiError> {
+        let key = seeded_key(self.seed, &format!("leaf-{}", names.join(",")))?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        if let Some(first) = names.first() {
+            params.distinguished_name.push(DnType::CommonName, first.as_str());
+        }
+        params.serial_number = Some(SerialNumber::from(self.next_serial));
+        self.next_serial += 1;
+        if expired {
+            set_validity(&mut params, self.now_unix_s, -400, -1);
+        } else {
+            set_validity(&mut params, self.now_unix_s, -30, 365);
+        }
+        let (issuer, root) = match by {
+            Authority::Public => (&self.public.0, &self.public.1),
+            Authority::Tenant => (&self.tenant.0, &self.tenant.1),
+            Authority::Rogue => (&self.rogue.0, &self.rogue.1),
+        };
+        let cert = params.signed_by(&key, issuer)?;
+        Ok(Leaf {
+            chain: vec![cert.der().clone(), root.clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+}
+
+fn set_validity(params: &mut CertificateParams, now_s: i64, from_days: i64, to_days: i64) {
+    let at = |days: i64| {
+        OffsetDateTime::from_unix_timestamp(now_s + days * 86_400)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    };
+    params.not_before = at(from_days);
+    params.not_after = at(to_days);
+}
+
+/// An Ed25519 key whose 32 secret bytes come from the seed and a label (splitmix64).
+fn seeded_key(seed: u64, label: &str) -> Result<KeyPair, rcgen::Error> {
+    let mut state = seed ^ 0x5EED_57EE_41AB_0000;
+    for b in label.bytes() {
+        state = state.rotate_left(5) ^ u64::from(b);
+        state = state.wrapping_mul(0x100_0000_01B3);
+    }
+    let mut secret = [0u8; 32];
+    for chunk in secret.chunks_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_be_bytes());
+    }
+    // PKCS#8 v1 wrapping of an Ed25519 secret (RFC 8410, section 7).
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&secret);
+    KeyPair::try_from(der.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_certificates() {
+        let mut a = Pki::new(7, 1_571_053_240_000).unwrap();
+        let mut b = Pki::new(7, 1_571_053_240_000).unwrap();
+        assert_eq!(a.tenant_root(), b.tenant_root());
+        let names = vec!["gateway-acme.goskope.com".to_string()];
+        let la = a.leaf(&names, Authority::Tenant, false).unwrap();
+        let lb = b.leaf(&names, Authority::Tenant, false).unwrap();
+        assert_eq!(la.chain, lb.chain);
+        let c = Pki::new(8, 1_571_053_240_000).unwrap();
+        assert_ne!(a.tenant_root(), c.tenant_root());
+    }
+}

@@ -1,0 +1,220 @@
+//! Serving the world's servers on turmoil hosts: HTTPS routers (DoH, origins), the local
+//! resolver on UDP and TCP 53, and gateways on TCP 443.
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+use turmoil::net::{TcpListener, UdpSocket};
+
+use super::pki::Leaf;
+
+const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
+/// A TLS 1.2/1.3 server config for `leaf`, on the given clock (the world's, or the
+/// system's in real mode).
+pub fn server_config(
+    leaf: &Leaf,
+    clock: Arc<dyn rustls::time_provider::TimeProvider>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_details(provider, clock)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A listening TCP socket: turmoil's in the simulation, tokio's in real mode.
+pub trait Accept: 'static {
+    /// An accepted connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Waits for the next connection.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
+}
+
+impl Accept for TcpListener {
+    type Stream = turmoil::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        TcpListener::accept(self).await
+    }
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        tokio::net::TcpListener::accept(self).await
+    }
+}
+
+/// Serves `router` over HTTPS on `port` of a turmoil host (plain HTTP when `tls` is
+/// `None`).
+pub async fn https(router: Router, tls: Option<Arc<ServerConfig>>, port: u16) -> turmoil::Result {
+    let listener = TcpListener::bind((ANY, port)).await?;
+    serve_router(listener, router, tls).await?;
+    Ok(())
+}
+
+/// Serves `router` on every connection `listener` accepts (TLS first when `tls` is set).
+/// The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
+pub async fn serve_router<L: Accept>(listener: L, router: Router, tls: Option<Arc<ServerConfig>>) -> io::Result<()> {
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let router = router.clone().layer(axum::Extension(ConnectInfo(peer)));
+        let tls = tls.clone();
+        tokio::task::spawn_local(async move {
+            let service = TowerToHyperService::new(router);
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                Some(config) => {
+                    if let Ok(stream) = TlsAcceptor::from(config).accept(tcp).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                }
+            }
+        });
+    }
+}
+
+/// Serves the local resolver on UDP and TCP 53 of a turmoil host.
+pub async fn ldns(resolver: sim_doh::Ldns) -> turmoil::Result {
+    let tcp = TcpListener::bind((ANY, 53)).await?;
+    let tcp_resolver = resolver.clone();
+    tokio::task::spawn_local(async move {
+        while let Ok((stream, peer)) = tcp.accept().await {
+            let r = tcp_resolver.clone();
+            tokio::task::spawn_local(async move {
+                let _ = r.handle_tcp(stream, peer).await;
+            });
+        }
+    });
+    let udp = UdpSocket::bind((ANY, 53)).await?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = udp.recv_from(&mut buf).await?;
+        if let Some(reply) = resolver.handle_udp(&buf[..n], peer).await {
+            udp.send_to(&reply, peer).await?;
+        }
+    }
+}
+
+/// Serves a gateway on TCP 443 of a turmoil host.
+pub async fn gateway<D: sim_gateway::Dialer>(gw: sim_gateway::Gateway<D>) -> turmoil::Result {
+    let listener = TcpListener::bind((ANY, 443)).await?;
+    serve_gateway(listener, gw).await?;
+    Ok(())
+}
+
+/// Serves a gateway on every connection `listener` accepts.
+pub async fn serve_gateway<L: Accept, D: sim_gateway::Dialer>(listener: L, gw: sim_gateway::Gateway<D>) -> io::Result<()> {
+    loop {
+        let (tcp, peer) = listener.accept().await?;
+        let gw = gw.clone();
+        tokio::task::spawn_local(async move { gw.handle_connection(tcp, peer).await });
+    }
+}
+
+/// How servers in the world reach origins: names from the world's address book, then
+/// turmoil TCP (servers sit on the internet, behind no firewall).
+#[derive(Clone)]
+pub struct WorldDialer {
+    names: Arc<std::collections::BTreeMap<String, Ipv4Addr>>,
+}
+
+impl WorldDialer {
+    /// A dialer that knows these names.
+    pub fn new(names: std::collections::BTreeMap<String, Ipv4Addr>) -> WorldDialer {
+        WorldDialer {
+            names: Arc::new(names),
+        }
+    }
+}
+
+impl sim_gateway::Dialer for WorldDialer {
+    type Stream = turmoil::net::TcpStream;
+
+    async fn dial(&self, host: &str, port: u16) -> std::io::Result<Self::Stream> {
+        let ip = match host.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            Err(_) => *self
+                .names
+                .get(&host.to_ascii_lowercase())
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no such host {host}")))?,
+        };
+        turmoil::net::TcpStream::connect(SocketAddr::from((ip, port))).await
+    }
+}
+
+/// How real-mode servers reach origins: fixed addresses on loopback, through tokio.
+#[derive(Clone, Default)]
+pub struct RealDialer {
+    names: Arc<std::collections::BTreeMap<String, SocketAddr>>,
+}
+
+impl RealDialer {
+    /// A dialer that knows these names.
+    pub fn new(names: std::collections::BTreeMap<String, SocketAddr>) -> RealDialer {
+        RealDialer {
+            names: Arc::new(names),
+        }
+    }
+}
+
+impl sim_gateway::Dialer for RealDialer {
+    type Stream = tokio::net::TcpStream;
+
+    async fn dial(&self, host: &str, _port: u16) -> io::Result<Self::Stream> {
+        let addr = self
+            .names
+            .get(&host.to_ascii_lowercase())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no such host {host}")))?;
+        tokio::net::TcpStream::connect(addr).await
+    }
+}
+
+/// The simulated wall clock for rustls: the scenario's clock plus simulated time.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldClock {
+    /// The clock at t = 0, in Unix milliseconds.
+    pub epoch_unix_ms: i64,
+}
+
+impl WorldClock {
+    /// Unix milliseconds now.
+    pub fn now_unix_ms(&self) -> i64 {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        self.epoch_unix_ms + i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The same as a `SystemTime`.
+    pub fn now(&self) -> std::time::SystemTime {
+        let ms = self.now_unix_ms();
+        if ms >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)
+        } else {
+            std::time::UNIX_EPOCH
+        }
+    }
+}
+
+impl rustls::time_provider::TimeProvider for WorldClock {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        let ms = u64::try_from(self.now_unix_ms()).ok()?;
+        Some(rustls::pki_types::UnixTime::since_unix_epoch(
+            std::time::Duration::from_millis(ms),
+        ))
+    }
+}
+
