@@ -107,7 +107,9 @@ fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, p
     let word = if passed { "PASS" } else { "FAIL" };
     let _ = writeln!(out, "{word}  {}  ({})", s.name, r.path.display());
     if !s.description.is_empty() {
-        let _ = writeln!(out, "      {}", s.description.trim());
+        for line in s.description.trim().lines() {
+            let _ = writeln!(out, "      {}", line.trim());
+        }
     }
     let ratio = r.simulated.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
     let _ = writeln!(

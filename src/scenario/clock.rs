@@ -18,13 +18,22 @@ pub fn format_clock(unix_ms: i64) -> String {
     let days = unix_ms.div_euclid(86_400_000);
     let ms_of_day = unix_ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    let (h, min, s, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
-    let fraction = if ms == 0 { String::new() } else { format!(".{ms:03}") };
+    let (h, min, s, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    let fraction = if ms == 0 {
+        String::new()
+    } else {
+        format!(".{ms:03}")
+    };
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}{fraction}Z")
 }
 
 fn parse(b: &[u8]) -> Result<i64, &'static str> {
-    if b.len() < 20 {
+    if b.len() < 19 {
         return Err("too short");
     }
     let year = number(b, 0, 4)?;
@@ -33,7 +42,12 @@ fn parse(b: &[u8]) -> Result<i64, &'static str> {
     let hour = number(b, 11, 2)?;
     let minute = number(b, 14, 2)?;
     let second = number(b, 17, 2)?;
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err("separators must be `-`, `T` and `:`");
     }
     if !(1..=12).contains(&month) {
@@ -80,7 +94,11 @@ fn parse(b: &[u8]) -> Result<i64, &'static str> {
 fn number(b: &[u8], at: usize, len: usize) -> Result<i64, &'static str> {
     let digits = b.get(at..at + len).ok_or("too short")?;
     digits.iter().try_fold(0i64, |n, c| {
-        if c.is_ascii_digit() { Ok(n * 10 + i64::from(c - b'0')) } else { Err("expected a digit") }
+        if c.is_ascii_digit() {
+            Ok(n * 10 + i64::from(c - b'0'))
+        } else {
+            Err("expected a digit")
+        }
     })
 }
 

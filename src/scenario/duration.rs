@@ -6,7 +6,12 @@
 use std::time::Duration;
 
 /// Units, largest first, with their length in nanoseconds.
-const UNITS: [(&str, u128); 4] = [("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000)];
+const UNITS: [(&str, u128); 4] = [
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+];
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// More fraction digits than this cannot matter at nanosecond precision (and would
 /// overflow the arithmetic).
@@ -21,9 +26,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("empty duration; {HINT}"));
     }
     if text.starts_with('-') {
-        return Err(format!("negative duration `{text}`; durations count forward from t = 0"));
+        return Err(format!(
+            "negative duration `{text}`; durations count forward from t = 0"
+        ));
     }
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
         return Err(format!("`{text}` has no number; {HINT}"));
@@ -36,7 +45,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         });
     };
     let nanos = to_nanos(number, unit_ns).map_err(|why| format!("`{text}` {why}; {HINT}"))?;
-    let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| format!("`{text}` is too long a duration"))?;
+    let secs = u64::try_from(nanos / NANOS_PER_SEC)
+        .map_err(|_| format!("`{text}` is too long a duration"))?;
     // The remainder is below 10^9, so it fits a u32.
     Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
 }
@@ -47,8 +57,13 @@ pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
     let mut best: Option<String> = None;
     for unit in ["s", "ms", "m", "h"] {
-        let unit_ns = UNITS.iter().find(|(u, _)| *u == unit).map_or(1, |(_, n)| *n);
-        let Some(text) = in_unit(nanos, unit, unit_ns) else { continue };
+        let unit_ns = UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map_or(1, |(_, n)| *n);
+        let Some(text) = in_unit(nanos, unit, unit_ns) else {
+            continue;
+        };
         let better = match &best {
             None => true,
             Some(b) => (text.len(), text.contains('.')) < (b.len(), b.contains('.')),
@@ -96,7 +111,10 @@ fn to_nanos(number: &str, unit_ns: u128) -> Result<u128, &'static str> {
     }
     let mut total: u128 = 0;
     for c in whole.bytes() {
-        total = total.checked_mul(10).and_then(|t| t.checked_add(u128::from(c - b'0'))).ok_or("is too large")?;
+        total = total
+            .checked_mul(10)
+            .and_then(|t| t.checked_add(u128::from(c - b'0')))
+            .ok_or("is too large")?;
     }
     total = total.checked_mul(unit_ns).ok_or("is too large")?;
     if fraction.is_empty() {

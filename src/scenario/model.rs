@@ -287,7 +287,12 @@ pub enum EventAction {
     /// Stop the agent.
     Stop,
     /// An app resolves `host` through the OS, then opens TCP to `port`.
-    Connect { process: String, host: String, port: u16, via_proxy: bool },
+    Connect {
+        process: String,
+        host: String,
+        port: u16,
+        via_proxy: bool,
+    },
     /// Add a firewall rule at run time.
     Rule { place: FirewallPlace, rule: Rule },
     /// Cut a host off silently.
@@ -356,7 +361,10 @@ pub enum Verdict {
 impl ClientVersion {
     /// True if this version is `major.minor` or later.
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        let mine = (self.parts.first().copied().unwrap_or(0), self.parts.get(1).copied().unwrap_or(0));
+        let mine = (
+            self.parts.first().copied().unwrap_or(0),
+            self.parts.get(1).copied().unwrap_or(0),
+        );
         mine >= (major, minor)
     }
 
@@ -364,7 +372,10 @@ impl ClientVersion {
     pub fn parse(text: &str) -> Result<ClientVersion, String> {
         let parts: Result<Vec<u32>, _> = text.split('.').map(str::parse::<u32>).collect();
         match parts {
-            Ok(parts) if (2..=4).contains(&parts.len()) => Ok(ClientVersion { text: text.to_owned(), parts }),
+            Ok(parts) if (2..=4).contains(&parts.len()) => Ok(ClientVersion {
+                text: text.to_owned(),
+                parts,
+            }),
             _ => Err(format!("`{text}` is not a client version")),
         }
     }
@@ -372,13 +383,20 @@ impl ClientVersion {
 
 impl Default for ClientVersion {
     fn default() -> Self {
-        ClientVersion { text: "95.1.0".into(), parts: vec![95, 1, 0] }
+        ClientVersion {
+            text: "95.1.0".into(),
+            parts: vec![95, 1, 0],
+        }
     }
 }
 
 impl Default for Tenant {
     fn default() -> Self {
-        Tenant { name: "acme".into(), region: Region::Global, gslb: false }
+        Tenant {
+            name: "acme".into(),
+            region: Region::Global,
+            gslb: false,
+        }
     }
 }
 
@@ -424,13 +442,24 @@ impl Default for Steering {
 
 impl Default for Backup {
     fn default() -> Self {
-        Backup { ip: None, location: None, latency: DEFAULT_LATENCY, cert: CertKind::Trusted }
+        Backup {
+            ip: None,
+            location: None,
+            latency: DEFAULT_LATENCY,
+            cert: CertKind::Trusted,
+        }
     }
 }
 
 impl Default for Network {
     fn default() -> Self {
-        Network { host_firewall: vec![], perimeter_firewall: vec![], proxy: None, pac: None, direct_egress: true }
+        Network {
+            host_firewall: vec![],
+            perimeter_firewall: vec![],
+            proxy: None,
+            pac: None,
+            direct_egress: true,
+        }
     }
 }
 

@@ -2,15 +2,26 @@
 //! words of every enum. Values that need checking stay `Spanned` strings so the loader
 //! can point at them; `deny_unknown_fields` everywhere makes typos errors.
 
+use std::ops::Range;
+use std::path::Path;
+
 use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
+use super::{LoadError, nearest};
+
 use super::model::{
-    CertKind, FirewallPlace, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto, SteeringMode, TunnelProto,
-    TunnelState, Verdict,
+    CertKind, FirewallPlace, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
+    SteeringMode, TunnelProto, TunnelState, Verdict,
 };
 
 type S = Option<Spanned<String>>;
+
+/// Parses the TOML into the raw shape: syntax, unknown keys and value types are
+/// checked here, with the error at the offending key or value.
+pub(super) fn parse(path: &Path, text: &str) -> Result<RawScenario, LoadError> {
+    toml::from_str(text).map_err(|e| from_toml(path, text, &e))
+}
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -151,6 +162,123 @@ pub(super) struct RawFlow {
     pub verdict: S,
 }
 
+/// Turns toml's syntax and shape errors (unknown keys, wrong types) into a [`LoadError`].
+fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
+    let span = error.span().unwrap_or(0..0);
+    let message = error.message().trim_end();
+    if message.starts_with("unknown field `") {
+        return unknown_key(path, text, span, message);
+    }
+    let help = if message.contains("expected a string") {
+        Some("write the value in double quotes".to_owned())
+    } else if message.contains("expected u16") {
+        Some("write a port number from 1 to 65535".to_owned())
+    } else if message == "duplicate key" {
+        Some("each key may appear once per table; remove one".to_owned())
+    } else {
+        None
+    };
+    let mut message = message
+        .split('\n')
+        .next()
+        .unwrap_or("invalid TOML")
+        .to_owned();
+    if message == "duplicate key"
+        && let Some(key) = text.get(span.clone())
+    {
+        message = format!("duplicate key `{key}`");
+    }
+    LoadError::at(path, text, span, message, help)
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` from serde, with the table it is in
+/// found by re-parsing the document with spans.
+fn unknown_key(path: &Path, text: &str, span: Range<usize>, message: &str) -> LoadError {
+    let expected = message
+        .split_once(", expected ")
+        .map_or("", |(_, rest)| rest);
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let (key, table) = key_context(text, &span).unwrap_or_else(|| {
+        let key = message
+            .trim_start_matches("unknown field `")
+            .split('`')
+            .next()
+            .unwrap_or("");
+        (key.to_owned(), String::new())
+    });
+    let mut help = String::new();
+    if let Some(near) = nearest(&key, known.iter().copied()) {
+        help = format!("did you mean `{near}`? ");
+    }
+    if known.is_empty() {
+        help.push_str("this table takes no keys");
+    } else {
+        help.push_str(&format!("known keys: {}", known.join(", ")));
+    }
+    LoadError::at(
+        path,
+        text,
+        span,
+        format!("unknown key `{key}`{table}"),
+        Some(help),
+    )
+}
+
+/// The key whose name sits at `span`, and ` in [table]` for where it is.
+fn key_context(text: &str, span: &Range<usize>) -> Option<(String, String)> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    let key = find_key(root.get_ref(), span, &mut path)?;
+    let keys: Vec<&str> = path.iter().flatten().map(String::as_str).collect();
+    let table = match path.last() {
+        None => " at the top level".to_owned(),
+        Some(None) => format!(" in [[{}]]", keys.join(".")),
+        Some(Some(_)) => format!(" in [{}]", keys.join(".")),
+    };
+    Some((key, table))
+}
+
+/// Depth-first search for the key at `span`; `path` holds the keys (Some) and array
+/// elements (None) leading to its table.
+fn find_key(
+    table: &toml::de::DeTable<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<Option<String>>,
+) -> Option<String> {
+    for (key, value) in table {
+        if key.span() == *span {
+            return Some(key.get_ref().to_string());
+        }
+        path.push(Some(key.get_ref().to_string()));
+        if let Some(found) = find_in_value(value.get_ref(), span, path) {
+            return Some(found);
+        }
+        path.pop();
+    }
+    None
+}
+
+fn find_in_value(
+    value: &toml::de::DeValue<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<Option<String>>,
+) -> Option<String> {
+    match value {
+        toml::de::DeValue::Table(table) => find_key(table, span, path),
+        toml::de::DeValue::Array(items) => {
+            for item in items {
+                path.push(None);
+                if let Some(found) = find_in_value(item.get_ref(), span, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Fieldless enums spelled by a fixed word in the file.
 pub(super) trait Word: Sized + Copy + 'static {
     /// Every variant with its word, in documentation order.
@@ -159,7 +287,11 @@ pub(super) trait Word: Sized + Copy + 'static {
 
 /// Parses a contract word; the error lists the accepted words.
 pub(super) fn parse_word<T: Word>(text: &str) -> Result<T, String> {
-    T::WORDS.iter().find(|(_, w)| *w == text).map(|(v, _)| *v).ok_or_else(|| one_of(T::WORDS))
+    T::WORDS
+        .iter()
+        .find(|(_, w)| *w == text)
+        .map(|(v, _)| *v)
+        .ok_or_else(|| one_of(T::WORDS))
 }
 
 /// `write one of "a", "b", "c"`.

@@ -17,9 +17,19 @@ impl Rule {
         let Some(first) = words.next() else {
             return Err(format!("empty rule; {GRAMMAR}"));
         };
-        let action: RuleAction =
-            parse_word(first).map_err(|_| format!("unknown rule action `{first}`; {}", one_of(RuleAction::WORDS)))?;
-        let mut rule = Rule { action, proto: RuleProto::Any, port: None, target: None, text: text.to_owned() };
+        let action: RuleAction = parse_word(first).map_err(|_| {
+            format!(
+                "unknown rule action `{first}`; {}",
+                one_of(RuleAction::WORDS)
+            )
+        })?;
+        let mut rule = Rule {
+            action,
+            proto: RuleProto::Any,
+            port: None,
+            target: None,
+            text: text.to_owned(),
+        };
         let mut next = words.next();
         if let Some(word) = next.filter(|w| *w != "to") {
             (rule.proto, rule.port) = parse_proto(word, first)?;
@@ -28,13 +38,21 @@ impl Rule {
         match next {
             None => {}
             Some("to") => {
-                let target = words.next().ok_or_else(|| format!("`to` needs a target; {TARGETS}"))?;
+                let target = words
+                    .next()
+                    .ok_or_else(|| format!("`to` needs a target; {TARGETS}"))?;
                 rule.target = Some(parse_target(target)?);
             }
-            Some(other) => return Err(format!("expected `to TARGET` after the protocol, found `{other}`; {GRAMMAR}")),
+            Some(other) => {
+                return Err(format!(
+                    "expected `to TARGET` after the protocol, found `{other}`; {GRAMMAR}"
+                ));
+            }
         }
         if let Some(extra) = words.next() {
-            return Err(format!("unexpected `{extra}` after the target; a rule has one target"));
+            return Err(format!(
+                "unexpected `{extra}` after the target; a rule has one target"
+            ));
         }
         Ok(rule)
     }
@@ -72,7 +90,8 @@ impl RuleTarget {
     }
 }
 
-const GRAMMAR: &str = "write ACTION [PROTO[/PORT]] [to TARGET], e.g. \"allow tcp/443 to *.goskope.com\"";
+const GRAMMAR: &str =
+    "write ACTION [PROTO[/PORT]] [to TARGET], e.g. \"allow tcp/443 to *.goskope.com\"";
 const TARGETS: &str = "write a host name, \"*.domain\", an IP address or a CIDR block";
 
 /// `tcp`, `udp/443`, `dns`, `any`.
@@ -83,20 +102,31 @@ fn parse_proto(word: &str, action: &str) -> Result<(RuleProto, Option<u16>), Str
     };
     let Ok(proto) = parse_word::<RuleProto>(name) else {
         if name.is_empty() || name.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("a port needs a protocol: write \"tcp/{}\" or \"udp/{0}\"", port.unwrap_or(name)));
+            return Err(format!(
+                "a port needs a protocol: write \"tcp/{}\" or \"udp/{0}\"",
+                port.unwrap_or(name)
+            ));
         }
         return Err(format!(
             "unknown protocol `{name}`; {} (for a destination write \"{action} to {word}\")",
             one_of(RuleProto::WORDS)
         ));
     };
-    let Some(port) = port else { return Ok((proto, None)) };
+    let Some(port) = port else {
+        return Ok((proto, None));
+    };
     match proto {
-        RuleProto::Dns => Err("`dns` already means UDP and TCP port 53; write \"dns\" without a port".into()),
-        RuleProto::Any => Err(format!("`any` takes no port; write \"tcp/{port}\" or \"udp/{port}\"")),
+        RuleProto::Dns => {
+            Err("`dns` already means UDP and TCP port 53; write \"dns\" without a port".into())
+        }
+        RuleProto::Any => Err(format!(
+            "`any` takes no port; write \"tcp/{port}\" or \"udp/{port}\""
+        )),
         RuleProto::Tcp | RuleProto::Udp => match port.parse::<u16>() {
             Ok(p) if p != 0 => Ok((proto, Some(p))),
-            _ => Err(format!("`{port}` is not a port; write a number from 1 to 65535")),
+            _ => Err(format!(
+                "`{port}` is not a port; write a number from 1 to 65535"
+            )),
         },
     }
 }
@@ -104,7 +134,9 @@ fn parse_proto(word: &str, action: &str) -> Result<(RuleProto, Option<u16>), Str
 /// A host name, `*.domain`, an IP address or a CIDR block.
 fn parse_target(text: &str) -> Result<RuleTarget, String> {
     if let Some(domain) = text.strip_prefix("*.") {
-        return check_host(domain).map(RuleTarget::Wildcard).map_err(|e| format!("{e}; {TARGETS}"));
+        return check_host(domain)
+            .map(RuleTarget::Wildcard)
+            .map_err(|e| format!("{e}; {TARGETS}"));
     }
     if text.contains('/') {
         return text
@@ -115,14 +147,21 @@ fn parse_target(text: &str) -> Result<RuleTarget, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(RuleTarget::Ip(ip));
     }
-    check_host(text).map(RuleTarget::Host).map_err(|e| format!("{e}; {TARGETS}"))
+    check_host(text)
+        .map(RuleTarget::Host)
+        .map_err(|e| format!("{e}; {TARGETS}"))
 }
 
 /// A DNS name (letters, digits, `-`, `_`, dots between non-empty labels), lowercased.
 /// All-numeric names are rejected as they are mistyped IP addresses.
 pub(super) fn check_host(text: &str) -> Result<String, String> {
     let name = text.strip_suffix('.').unwrap_or(text);
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
         return Err(format!("`{text}` is not a host name"));
     }

@@ -256,6 +256,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
     let dialer = WorldDialer::new(origin_names);
     let domain = domain(s.tenant.region);
     let mut gateways = Vec::new();
+    let mut latencies = Vec::new();
     for pop in &s.pops {
         let names = vec![plan.gateway_name.clone(), format!("gateway-{}.{domain}", pop.name)];
         gateways.push((pop.name.clone(), pop.ip, names, pop.cert, pop.latency));
@@ -273,7 +274,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
         let gw = sim_gateway::Gateway::new(&name, leaf.chain, leaf.key, move || clock.now(), dialer.clone())
             .map_err(|e| WorldError::Simulation(e.to_string()))?;
         sim.host(IpAddr::V4(ip), move || serve::gateway(gw.clone()));
-        sim.set_link_latency(IpAddr::V4(plan.endpoint), IpAddr::V4(ip), latency);
+        latencies.push((ip, latency));
     }
 
     // Origins: plain HTTP on 80, HTTPS on 443 with a public certificate.
@@ -333,6 +334,11 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
         shell.run(command_rx).await;
         Ok(())
     });
+
+    // Links exist once both ends are registered.
+    for (ip, latency) in latencies {
+        sim.set_link_latency(IpAddr::V4(plan.endpoint), IpAddr::V4(ip), latency);
+    }
 
     // The driver.
     let mut timeline = Vec::new();

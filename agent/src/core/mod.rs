@@ -199,7 +199,7 @@ impl Agent {
         }
         self.log(
             Level::Info,
-            "stAgentSvc",
+            "CTunnelMgr",
             format!(
                 "Starting client version {} for tenant {}",
                 self.config.version, self.config.tenant
