@@ -123,7 +123,7 @@ fn to_nanos(number: &str, unit_ns: u128) -> Result<u128, &'static str> {
     let digits: u128 = fraction.parse().map_err(|_| "is not a number")?;
     let scale = 10u128.pow(fraction.len() as u32);
     let scaled = digits * unit_ns;
-    if scaled % scale != 0 {
+    if !scaled.is_multiple_of(scale) {
         return Err("is more precise than a nanosecond");
     }
     total.checked_add(scaled / scale).ok_or("is too large")

@@ -2,7 +2,8 @@
 //! at the file, line and column and says what to write instead.
 //!
 //! - `model`: the typed scenario (re-exported here).
-//! - `raw`: serde structs mirroring the TOML, and the contract words of each enum.
+//! - `raw`: serde structs mirroring the TOML, the contract words of each enum, and the
+//!   defaults of absent keys.
 //! - `load`: [`load_file`] / [`load_str`], raw to model, every semantic check.
 //! - `duration`, `clock`, `rule`: the small value grammars.
 //!
@@ -149,7 +150,12 @@ struct Source<'a> {
 type Res<T> = Result<T, LoadError>;
 
 impl Source<'_> {
-    fn err(&self, span: Range<usize>, message: impl Into<String>, help: impl Into<String>) -> LoadError {
+    fn err(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> LoadError {
         LoadError::at(self.path, self.text, span, message, Some(help.into()))
     }
 
@@ -161,16 +167,28 @@ impl Source<'_> {
         })
     }
 
-    fn check<T>(&self, s: &Spanned<String>, parse: impl FnOnce(&str) -> Result<T, String>) -> Res<T> {
+    fn check<T>(
+        &self,
+        s: &Spanned<String>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Res<T> {
         self.at(s.span(), parse(s.get_ref()))
     }
 
-    fn opt<T>(&self, s: &Option<Spanned<String>>, parse: impl FnOnce(&str) -> Result<T, String>) -> Res<Option<T>> {
+    fn opt<T>(
+        &self,
+        s: &Option<Spanned<String>>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Res<Option<T>> {
         s.as_ref().map(|s| self.check(s, parse)).transpose()
     }
 
     /// Every element of an optional array, each error at its own element.
-    fn list<T>(&self, items: Option<Vec<Spanned<String>>>, parse: impl Fn(&str) -> Result<T, String>) -> Res<Vec<T>> {
+    fn list<T>(
+        &self,
+        items: Option<Vec<Spanned<String>>>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Res<Vec<T>> {
         let items = items.unwrap_or_default();
         items.iter().map(|s| self.check(s, &parse)).collect()
     }
@@ -188,9 +206,17 @@ impl Source<'_> {
     }
 
     /// `value`, or an error at the table's `header` asking for `key`.
-    fn required<'r>(&self, value: &'r Option<Spanned<String>>, key: &str, table: &str, header: &Range<usize>) -> Res<&'r Spanned<String>> {
+    fn required<'r>(
+        &self,
+        value: &'r Option<Spanned<String>>,
+        key: &str,
+        table: &str,
+        header: &Range<usize>,
+    ) -> Res<&'r Spanned<String>> {
         let message = format!("missing `{key}` in {table}");
-        value.as_ref().ok_or_else(|| self.err(header.clone(), message, format!("add `{key} = \"...\"`")))
+        value
+            .as_ref()
+            .ok_or_else(|| self.err(header.clone(), message, format!("add `{key} = \"...\"`")))
     }
 
     /// 1-based line number of a byte offset.
@@ -236,3 +262,119 @@ pub(crate) fn nearest<'a>(
         .map(|(_, c)| c)
 }
 
+/// Turns toml's syntax and shape errors (unknown keys, wrong types) into a [`LoadError`].
+pub(crate) fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
+    let span = error.span().unwrap_or(0..0);
+    let message = error.message().trim_end();
+    if message.starts_with("unknown field `") {
+        return unknown_key(path, text, span, message);
+    }
+    let help = if message.contains("expected a string") {
+        Some("write the value in double quotes".to_owned())
+    } else if message.contains("expected u16") {
+        Some("write a port number from 1 to 65535".to_owned())
+    } else if message == "duplicate key" {
+        Some("each key may appear once per table; remove one".to_owned())
+    } else {
+        None
+    };
+    let mut message = message
+        .split('\n')
+        .next()
+        .unwrap_or("invalid TOML")
+        .to_owned();
+    if message == "duplicate key"
+        && let Some(key) = text.get(span.clone())
+    {
+        message = format!("duplicate key `{key}`");
+    }
+    LoadError::at(path, text, span, message, help)
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` from serde, with the table it is in
+/// found by re-parsing the document with spans.
+fn unknown_key(path: &Path, text: &str, span: Range<usize>, message: &str) -> LoadError {
+    let expected = message
+        .split_once(", expected ")
+        .map_or("", |(_, rest)| rest);
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let (key, table) = key_context(text, &span).unwrap_or_else(|| {
+        let key = message
+            .trim_start_matches("unknown field `")
+            .split('`')
+            .next()
+            .unwrap_or("");
+        (key.to_owned(), String::new())
+    });
+    let mut help = String::new();
+    if let Some(near) = nearest(&key, known.iter().copied()) {
+        help = format!("did you mean `{near}`? ");
+    }
+    if known.is_empty() {
+        help.push_str("this table takes no keys");
+    } else {
+        help.push_str(&format!("known keys: {}", known.join(", ")));
+    }
+    LoadError::at(
+        path,
+        text,
+        span,
+        format!("unknown key `{key}`{table}"),
+        Some(help),
+    )
+}
+
+/// The key whose name sits at `span`, and ` in [table]` for where it is.
+fn key_context(text: &str, span: &Range<usize>) -> Option<(String, String)> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    let key = find_key(root.get_ref(), span, &mut path)?;
+    let keys: Vec<&str> = path.iter().flatten().map(String::as_str).collect();
+    let table = match path.last() {
+        None => " at the top level".to_owned(),
+        Some(None) => format!(" in [[{}]]", keys.join(".")),
+        Some(Some(_)) => format!(" in [{}]", keys.join(".")),
+    };
+    Some((key, table))
+}
+
+/// Depth-first search for the key at `span`; `path` holds the keys (Some) and array
+/// elements (None) leading to its table.
+fn find_key(
+    table: &toml::de::DeTable<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<Option<String>>,
+) -> Option<String> {
+    for (key, value) in table {
+        if key.span() == *span {
+            return Some(key.get_ref().to_string());
+        }
+        path.push(Some(key.get_ref().to_string()));
+        if let Some(found) = find_in_value(value.get_ref(), span, path) {
+            return Some(found);
+        }
+        path.pop();
+    }
+    None
+}
+
+fn find_in_value(
+    value: &toml::de::DeValue<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<Option<String>>,
+) -> Option<String> {
+    match value {
+        toml::de::DeValue::Table(table) => find_key(table, span, path),
+        toml::de::DeValue::Array(items) => {
+            for item in items {
+                path.push(None);
+                if let Some(found) = find_in_value(item.get_ref(), span, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,5 +1,5 @@
 //! The typed scenario: what [`load_str`](super::load_str) produces once every key is
-//! checked. Defaults live in the `Default` impls so the loader and the docs agree.
+//! checked. The `Default` impls (in `raw.rs`, next to the keys) give what absent keys mean.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -44,16 +44,13 @@ pub struct Tenant {
     pub gslb: bool,
 }
 
-/// `tenant.region`: which goskope.com sub-domain the tenant lives in.
+/// `tenant.region`: the goskope.com sub-domain, `""` (default, `acme.goskope.com`) | `"eu"` |
+/// `"de"` | `"au"` (`acme.eu.goskope.com`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Region {
-    /// `""` (default): `acme.goskope.com`.
     Global,
-    /// `"eu"`.
     Eu,
-    /// `"de"`.
     De,
-    /// `"au"`.
     Au,
 }
 
@@ -79,12 +76,10 @@ pub struct ClientVersion {
     pub parts: Vec<u32>,
 }
 
-/// `client.tunnel`: the preferred tunnel transport.
+/// `client.tunnel`, the preferred transport: `"dtls"` (default, UDP 443) | `"tls"` (TCP 443).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TunnelProto {
-    /// `"dtls"` (default): UDP 443.
     Dtls,
-    /// `"tls"`: TCP 443.
     Tls,
 }
 
@@ -103,29 +98,24 @@ pub struct Dns {
     pub doh_cert: CertKind,
 }
 
-/// How a simulated resolver answers (`dns.doh_behaviour`, `dns.ldns_behaviour`).
+/// How a simulated resolver answers (`dns.doh_behaviour`, `dns.ldns_behaviour`): `"answer"`
+/// (default) | `"servfail"` | `"empty"` (NOERROR, no records) | `"http_NNN"` (400-599, DoH only) |
+/// `"slow_answer"` or `"slow_answer:DURATION"` (answers late; default 30 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerBehaviour {
-    /// `"answer"` (default): correct answers.
     Answer,
-    /// `"servfail"`.
     ServFail,
-    /// `"empty"`: NOERROR with no answer records.
     Empty,
-    /// `"http_NNN"` with 400 <= NNN <= 599 (DoH only).
     HttpError(u16),
-    /// `"slow_answer"` or `"slow_answer:DURATION"` (default 30 s): answers late.
     SlowAnswer(Duration),
 }
 
-/// The certificate a server presents.
+/// The certificate a server presents: `"trusted"` (default) | `"untrusted"` (signed by a CA the
+/// client does not trust) | `"expired"` (trusted CA, validity over before the scenario clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertKind {
-    /// `"trusted"` (default).
     Trusted,
-    /// `"untrusted"`: signed by a CA the client does not trust.
     Untrusted,
-    /// `"expired"`: trusted CA, validity ended before the scenario clock.
     Expired,
 }
 
@@ -147,14 +137,12 @@ pub struct Steering {
     pub private_apps: bool,
 }
 
-/// `steering.mode`.
+/// `steering.mode`: `"cloud-apps"` (default; the managed list only) | `"web"` (ports in
+/// `steering.ports`) | `"all"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SteeringMode {
-    /// `"cloud-apps"` (default): the managed list only.
     CloudApps,
-    /// `"web"`: ports in `steering.ports`.
     Web,
-    /// `"all"`: all traffic.
     All,
 }
 
@@ -209,14 +197,11 @@ pub struct Proxy {
     pub discovery: ProxyDiscovery,
 }
 
-/// `network.proxy.discovery`: how apps learn about the proxy.
+/// `network.proxy.discovery`, how apps find the proxy: `"manual"` (default) | `"pac"` | `"wpad"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProxyDiscovery {
-    /// `"manual"` (default).
     Manual,
-    /// `"pac"`.
     Pac,
-    /// `"wpad"`.
     Wpad,
 }
 
@@ -235,27 +220,23 @@ pub struct Rule {
     pub text: String,
 }
 
-/// What a matching rule does.
+/// What a matching rule does: `allow` | `block` (silent drop) | `reset` (TCP RST / ICMP
+/// unreachable) | `inspect` (TLS interception, re-signed with the firewall's own CA) |
+/// `redirect` (captive portal, HTTP 302).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleAction {
-    /// `allow`.
     Allow,
-    /// `block`: silent drop.
     Block,
-    /// `reset`: TCP RST / ICMP unreachable.
     Reset,
-    /// `inspect`: TLS interception, re-signed with the firewall's own CA.
     Inspect,
-    /// `redirect`: captive portal, HTTP 302.
     Redirect,
 }
 
-/// Which traffic a rule matches.
+/// Which traffic a rule matches: `tcp` | `udp` | `dns` (UDP and TCP port 53) | `any`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleProto {
     Tcp,
     Udp,
-    /// UDP and TCP port 53.
     Dns,
     Any,
 }
@@ -301,12 +282,10 @@ pub enum EventAction {
     Repair { host: String },
 }
 
-/// `where` of a `rule` event.
+/// `where` of a `rule` event: `"host"` (the endpoint's firewall) | `"perimeter"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FirewallPlace {
-    /// The endpoint's host firewall.
     Host,
-    /// The site perimeter firewall.
     Perimeter,
 }
 
@@ -366,100 +345,6 @@ impl ClientVersion {
             self.parts.get(1).copied().unwrap_or(0),
         );
         mine >= (major, minor)
-    }
-
-    /// Parses `MAJOR.MINOR[.PATCH[.BUILD]]`.
-    pub fn parse(text: &str) -> Result<ClientVersion, String> {
-        let parts: Result<Vec<u32>, _> = text.split('.').map(str::parse::<u32>).collect();
-        match parts {
-            Ok(parts) if (2..=4).contains(&parts.len()) => Ok(ClientVersion {
-                text: text.to_owned(),
-                parts,
-            }),
-            _ => Err(format!("`{text}` is not a client version")),
-        }
-    }
-}
-
-impl Default for ClientVersion {
-    fn default() -> Self {
-        ClientVersion {
-            text: "95.1.0".into(),
-            parts: vec![95, 1, 0],
-        }
-    }
-}
-
-impl Default for Tenant {
-    fn default() -> Self {
-        Tenant {
-            name: "acme".into(),
-            region: Region::Global,
-            gslb: false,
-        }
-    }
-}
-
-impl Default for Client {
-    fn default() -> Self {
-        Client {
-            version: ClientVersion::default(),
-            ip: Ipv4Addr::new(10, 0, 0, 10),
-            location: "us-east".into(),
-            tunnel: TunnelProto::Dtls,
-            fail_close: false,
-        }
-    }
-}
-
-impl Default for Dns {
-    /// `ldns_location` follows the default client location, `us-east`.
-    fn default() -> Self {
-        Dns {
-            doh: "dns.google".into(),
-            ldns: Ipv4Addr::new(10, 0, 0, 53),
-            ldns_location: "us-east".into(),
-            doh_behaviour: ServerBehaviour::Answer,
-            ldns_behaviour: ServerBehaviour::Answer,
-            doh_cert: CertKind::Trusted,
-        }
-    }
-}
-
-impl Default for Steering {
-    fn default() -> Self {
-        Steering {
-            mode: SteeringMode::CloudApps,
-            ports: vec![80, 443],
-            managed: vec![],
-            exceptions: vec![],
-            bypass_apps: vec![],
-            steer_dns: false,
-            private_apps: false,
-        }
-    }
-}
-
-impl Default for Backup {
-    fn default() -> Self {
-        Backup {
-            ip: None,
-            location: None,
-            latency: DEFAULT_LATENCY,
-            cert: CertKind::Trusted,
-        }
-    }
-}
-
-impl Default for Network {
-    fn default() -> Self {
-        Network {
-            host_firewall: vec![],
-            perimeter_firewall: vec![],
-            proxy: None,
-            pac: None,
-            direct_egress: true,
-        }
     }
 }
 

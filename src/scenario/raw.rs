@@ -2,17 +2,20 @@
 //! words of every enum. Values that need checking stay `Spanned` strings so the loader
 //! can point at them; `deny_unknown_fields` everywhere makes typos errors.
 
-use std::ops::Range;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
-use super::{LoadError, nearest};
+use super::duration::parse_duration;
+use super::{LoadError, from_toml};
+
+use std::net::Ipv4Addr;
 
 use super::model::{
-    CertKind, FirewallPlace, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
-    SteeringMode, TunnelProto, TunnelState, Verdict,
+    Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
+    FirewallPlace, Network, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
+    ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
 };
 
 type S = Option<Spanned<String>>;
@@ -162,120 +165,81 @@ pub(super) struct RawFlow {
     pub verdict: S,
 }
 
-/// Turns toml's syntax and shape errors (unknown keys, wrong types) into a [`LoadError`].
-fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
-    let span = error.span().unwrap_or(0..0);
-    let message = error.message().trim_end();
-    if message.starts_with("unknown field `") {
-        return unknown_key(path, text, span, message);
-    }
-    let help = if message.contains("expected a string") {
-        Some("write the value in double quotes".to_owned())
-    } else if message.contains("expected u16") {
-        Some("write a port number from 1 to 65535".to_owned())
-    } else if message == "duplicate key" {
-        Some("each key may appear once per table; remove one".to_owned())
-    } else {
-        None
-    };
-    let mut message = message
-        .split('\n')
-        .next()
-        .unwrap_or("invalid TOML")
-        .to_owned();
-    if message == "duplicate key"
-        && let Some(key) = text.get(span.clone())
-    {
-        message = format!("duplicate key `{key}`");
-    }
-    LoadError::at(path, text, span, message, help)
-}
+// --- what absent keys mean ---
 
-/// `unknown field `x`, expected one of `a`, `b`` from serde, with the table it is in
-/// found by re-parsing the document with spans.
-fn unknown_key(path: &Path, text: &str, span: Range<usize>, message: &str) -> LoadError {
-    let expected = message
-        .split_once(", expected ")
-        .map_or("", |(_, rest)| rest);
-    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let (key, table) = key_context(text, &span).unwrap_or_else(|| {
-        let key = message
-            .trim_start_matches("unknown field `")
-            .split('`')
-            .next()
-            .unwrap_or("");
-        (key.to_owned(), String::new())
-    });
-    let mut help = String::new();
-    if let Some(near) = nearest(&key, known.iter().copied()) {
-        help = format!("did you mean `{near}`? ");
-    }
-    if known.is_empty() {
-        help.push_str("this table takes no keys");
-    } else {
-        help.push_str(&format!("known keys: {}", known.join(", ")));
-    }
-    LoadError::at(
-        path,
-        text,
-        span,
-        format!("unknown key `{key}`{table}"),
-        Some(help),
-    )
-}
-
-/// The key whose name sits at `span`, and ` in [table]` for where it is.
-fn key_context(text: &str, span: &Range<usize>) -> Option<(String, String)> {
-    let root = toml::de::DeTable::parse(text).ok()?;
-    let mut path = Vec::new();
-    let key = find_key(root.get_ref(), span, &mut path)?;
-    let keys: Vec<&str> = path.iter().flatten().map(String::as_str).collect();
-    let table = match path.last() {
-        None => " at the top level".to_owned(),
-        Some(None) => format!(" in [[{}]]", keys.join(".")),
-        Some(Some(_)) => format!(" in [{}]", keys.join(".")),
-    };
-    Some((key, table))
-}
-
-/// Depth-first search for the key at `span`; `path` holds the keys (Some) and array
-/// elements (None) leading to its table.
-fn find_key(
-    table: &toml::de::DeTable<'_>,
-    span: &Range<usize>,
-    path: &mut Vec<Option<String>>,
-) -> Option<String> {
-    for (key, value) in table {
-        if key.span() == *span {
-            return Some(key.get_ref().to_string());
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant {
+            name: "acme".into(),
+            region: Region::Global,
+            gslb: false,
         }
-        path.push(Some(key.get_ref().to_string()));
-        if let Some(found) = find_in_value(value.get_ref(), span, path) {
-            return Some(found);
-        }
-        path.pop();
     }
-    None
 }
 
-fn find_in_value(
-    value: &toml::de::DeValue<'_>,
-    span: &Range<usize>,
-    path: &mut Vec<Option<String>>,
-) -> Option<String> {
-    match value {
-        toml::de::DeValue::Table(table) => find_key(table, span, path),
-        toml::de::DeValue::Array(items) => {
-            for item in items {
-                path.push(None);
-                if let Some(found) = find_in_value(item.get_ref(), span, path) {
-                    return Some(found);
-                }
-                path.pop();
-            }
-            None
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            version: ClientVersion {
+                text: "95.1.0".into(),
+                parts: vec![95, 1, 0],
+            },
+            ip: Ipv4Addr::new(10, 0, 0, 10),
+            location: "us-east".into(),
+            tunnel: TunnelProto::Dtls,
+            fail_close: false,
         }
-        _ => None,
+    }
+}
+
+impl Default for Dns {
+    /// `ldns_location` follows the default client location, `us-east`.
+    fn default() -> Self {
+        Dns {
+            doh: "dns.google".into(),
+            ldns: Ipv4Addr::new(10, 0, 0, 53),
+            ldns_location: "us-east".into(),
+            doh_behaviour: ServerBehaviour::Answer,
+            ldns_behaviour: ServerBehaviour::Answer,
+            doh_cert: CertKind::Trusted,
+        }
+    }
+}
+
+impl Default for Steering {
+    fn default() -> Self {
+        Steering {
+            mode: SteeringMode::CloudApps,
+            ports: vec![80, 443],
+            managed: vec![],
+            exceptions: vec![],
+            bypass_apps: vec![],
+            steer_dns: false,
+            private_apps: false,
+        }
+    }
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup {
+            ip: None,
+            location: None,
+            latency: DEFAULT_LATENCY,
+            cert: CertKind::Trusted,
+        }
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            host_firewall: vec![],
+            perimeter_firewall: vec![],
+            proxy: None,
+            pac: None,
+            direct_egress: true,
+        }
     }
 }
 
@@ -331,6 +295,40 @@ words! {
     ResolvedBy { Gslb = "GSLB", Edns = "EDNS", Ldns = "LDNS" }
     TunnelState { Dtls = "DTLS", Tls = "TLS", Down = "down" }
     Verdict { Tunneled = "tunneled", Bypassed = "bypassed", Direct = "direct", Blocked = "blocked" }
+}
+
+impl ServerBehaviour {
+    /// Parses `answer | servfail | empty | http_NNN | slow_answer[:DURATION]`;
+    /// `http_NNN` (400-599) only when `http` (the DoH server), not for the LDNS.
+    pub fn parse(s: &str, http: bool) -> Result<ServerBehaviour, String> {
+        let words = if http {
+            "\"answer\", \"servfail\", \"empty\", \"http_NNN\", \"slow_answer[:DURATION]\""
+        } else {
+            "\"answer\", \"servfail\", \"empty\", \"slow_answer[:DURATION]\""
+        };
+        if let Some(delay) = s.strip_prefix("slow_answer:") {
+            let delay = parse_duration(delay).map_err(|e| format!("bad slow_answer delay: {e}"))?;
+            return Ok(ServerBehaviour::SlowAnswer(delay));
+        }
+        match (s, s.strip_prefix("http_")) {
+            ("answer", _) => Ok(ServerBehaviour::Answer),
+            ("servfail", _) => Ok(ServerBehaviour::ServFail),
+            ("empty", _) => Ok(ServerBehaviour::Empty),
+            ("slow_answer", _) => Ok(ServerBehaviour::SlowAnswer(DEFAULT_SLOW_ANSWER)),
+            (_, Some(_)) if !http => Err(format!(
+                "the local resolver speaks plain DNS, not HTTP; write one of {words}"
+            )),
+            (_, Some(code)) => match code.parse::<u16>() {
+                Ok(c) if (400..=599).contains(&c) => Ok(ServerBehaviour::HttpError(c)),
+                _ => Err(format!(
+                    "`{s}` is not an HTTP error status; write http_400 to http_599, e.g. \"http_503\""
+                )),
+            },
+            _ => Err(format!(
+                "unknown server behaviour `{s}`; write one of {words}"
+            )),
+        }
+    }
 }
 
 macro_rules! serialize_as_word {

@@ -1,9 +1,11 @@
-//! Firewall rules: `ACTION [PROTO[/PORT]] [to TARGET]`, e.g. `allow tcp/443 to *.goskope.com`.
+//! Firewall rules (`ACTION [PROTO[/PORT]] [to TARGET]`, e.g. `allow tcp/443 to
+//! *.goskope.com`) and the host, address and name grammars the rest of the file shares.
+//! Value parsers return `Err("what is wrong; what to write")`.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
-use super::model::{Rule, RuleAction, RuleProto, RuleTarget};
+use super::model::{ClientVersion, Rule, RuleAction, RuleProto, RuleTarget};
 use super::raw::{Word, one_of, parse_word};
 
 impl Rule {
@@ -55,6 +57,20 @@ impl Rule {
             ));
         }
         Ok(rule)
+    }
+}
+
+impl ClientVersion {
+    /// Parses `MAJOR.MINOR[.PATCH[.BUILD]]`.
+    pub fn parse(text: &str) -> Result<ClientVersion, String> {
+        let parts: Result<Vec<u32>, _> = text.split('.').map(str::parse::<u32>).collect();
+        match parts {
+            Ok(parts) if (2..=4).contains(&parts.len()) => Ok(ClientVersion {
+                text: text.to_owned(),
+                parts,
+            }),
+            _ => Err(format!("`{text}` is not a client version")),
+        }
     }
 }
 
@@ -169,4 +185,62 @@ pub(super) fn check_host(text: &str) -> Result<String, String> {
         return Err(format!("`{text}` is not a valid IP address"));
     }
     Ok(name.to_ascii_lowercase())
+}
+
+pub(super) fn text_value(s: &str, what: &str, example: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(format!("empty {what}; write {example}"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+pub(super) fn location(s: &str) -> Result<String, String> {
+    text_value(s, "location", "a place such as \"us-east\" or \"eu-west\"")
+}
+
+pub(super) fn host_name(s: &str) -> Result<String, String> {
+    check_host(s).map_err(|e| format!("{e}; write e.g. \"www.box.com\""))
+}
+
+pub(super) fn client_version(s: &str) -> Result<ClientVersion, String> {
+    ClientVersion::parse(s).map_err(|e| format!("{e}; write e.g. \"95.1.0\" or \"96.1\""))
+}
+
+pub(super) fn ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 address; write e.g. \"10.0.0.10\""))
+}
+
+pub(super) fn socket_addr(s: &str) -> Result<SocketAddrV4, String> {
+    let help = "write \"IP:PORT\", e.g. \"10.10.10.11:8080\"";
+    s.parse()
+        .map_err(|_| format!("`{s}` is not an address and port; {help}"))
+}
+
+/// Letters, digits and `-`: it becomes part of `gateway-<tenant>.goskope.com`.
+pub(super) fn tenant_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let help = "write letters, digits and `-`, e.g. \"acme\"";
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` cannot be part of a host name; {help}"))
+    }
+}
+
+/// `HOST:PORT` of a connect event; HOST is a name or an IPv4 address.
+pub(super) fn connect_target(s: &str) -> Result<(String, u16), String> {
+    const HELP: &str = "write \"HOST:PORT\", e.g. \"www.box.com:443\"";
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` has no port; {HELP}"))?;
+    let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
+        return Err(format!("`{port}` is not a port from 1 to 65535; {HELP}"));
+    };
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => check_host(host).map_err(|e| format!("{e}; {HELP}"))?,
+    };
+    Ok((host, port))
 }

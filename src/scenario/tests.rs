@@ -1,11 +1,394 @@
-//! Unit tests of the scenario loader: the contract example, defaults, every kind of
-//! error with its position, and the small grammars.
+//! Unit tests of the scenario loader: the contract example, defaults, errors with their
+//! positions and help, and the duration, rule and clock grammars. Tables are strings so
+//! that one case stays one line.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+
+/// The smallest valid scenario: five lines, so an appended snippet starts on line 6.
+const MINIMAL: &str =
+    "name = 'm'\n[[pops]]\nname = 'nyc1'\nlocation = 'us-east'\nip = '8.36.116.35'\n";
+
+fn load(text: &str) -> Result<Scenario, LoadError> {
+    load_str(text, Path::new("scenarios/t.toml"))
+}
+
+/// `MINIMAL` plus `extra`, where `|` stands for a line break.
+fn with(extra: &str) -> Result<Scenario, LoadError> {
+    load(&format!("{MINIMAL}{}\n", extra.replace('|', "\n")))
+}
+
+fn fail(result: Result<Scenario, LoadError>) -> LoadError {
+    result
+        .err()
+        .unwrap_or_else(|| panic!("expected a load error"))
+}
+
+/// Every loaded value, one `key: Debug` line per part (rules in their canonical text).
+fn summary(s: &Scenario) -> String {
+    let rules = |rules: &[Rule]| rules.iter().map(Rule::to_string).collect::<Vec<_>>();
+    let n = &s.network;
+    let mut lines = vec![
+        format!("name: {:?}", s.name),
+        format!("description: {:?}", s.description),
+        format!(
+            "seed, duration, clock: {:?}",
+            (s.seed, s.duration, s.clock_unix_ms)
+        ),
+        format!("tenant: {:?}", s.tenant),
+        format!("client: {:?}", s.client),
+        format!("dns: {:?}", s.dns),
+        format!("steering: {:?}", s.steering),
+    ];
+    lines.extend(s.pops.iter().map(|p| format!("pop: {p:?}")));
+    lines.push(format!("backup: {:?}", s.backup));
+    lines.push(format!("origins: {:?}", s.origins));
+    lines.push(format!("host_firewall: {:?}", rules(&n.host_firewall)));
+    lines.push(format!(
+        "perimeter_firewall: {:?}",
+        rules(&n.perimeter_firewall)
+    ));
+    lines.push(format!("proxy: {:?}", n.proxy));
+    lines.push(format!(
+        "pac, direct_egress: {:?}",
+        (&n.pac, n.direct_egress)
+    ));
+    lines.extend(s.events.iter().map(|e| format!("event: {e:?}")));
+    lines.push(format!("expect: {:?}", s.expect));
+    lines.join("\n")
+}
+
+const EXAMPLE_LOADED: &str = r#"
+name: "DoH blocked: agent falls back to LDNS"
+description: "free text shown by steerlab run"
+seed, duration, clock: (7, 120s, 1571053240000)
+tenant: Tenant { name: "acme", region: Global, gslb: false }
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false }
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted }
+steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.box.com"], exceptions: ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"], bypass_apps: ["zoom.us", "Teams.exe"], steer_dns: false, private_apps: false }
+pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted }
+pop: Pop { name: "fra1", location: "eu-west", ip: 8.36.117.35, latency: 90ms, cert: Trusted }
+backup: Backup { ip: Some(8.36.118.35), location: Some("eu-west"), latency: 90ms, cert: Trusted }
+origins: [Origin { host: "www.box.com", ip: 107.152.27.197 }]
+host_firewall: ["allow tcp/443 to *.goskope.com", "block any"]
+perimeter_firewall: ["block udp/443", "inspect tcp/443"]
+proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual })
+pac, direct_egress: (Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), true)
+event: Event { at: 0ns, action: Start }
+event: Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false } }
+event: Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } }
+event: Event { at: 90s, action: Partition { host: "nyc1" } }
+expect: Expect { resolved_by: Some(Ldns), gateway: Some("nyc1"), tunnel: Some(Tls), flows: Some([ExpectFlow { process: Some("chrome.exe"), host: Some("www.box.com"), verdict: Some(Tunneled) }]) }
+"#;
+
+const MINIMAL_LOADED: &str = r#"
+name: "m"
+description: ""
+seed, duration, clock: (0, 60s, 1571053240000)
+tenant: Tenant { name: "acme", region: Global, gslb: false }
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false }
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted }
+steering: Steering { mode: CloudApps, ports: [80, 443], managed: [], exceptions: [], bypass_apps: [], steer_dns: false, private_apps: false }
+pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Trusted }
+backup: Backup { ip: None, location: None, latency: 20ms, cert: Trusted }
+origins: []
+host_firewall: []
+perimeter_firewall: []
+proxy: None
+pac, direct_egress: (None, true)
+expect: Expect { resolved_by: None, gateway: None, tunnel: None, flows: None }
+"#;
+
+#[test]
+fn contract_example_loads() -> Result<(), LoadError> {
+    let s = load(EXAMPLE)?;
+    assert_eq!(summary(&s), EXAMPLE_LOADED.trim());
+    assert_eq!(s.path, Path::new("scenarios/t.toml"));
+    let wildcard = Some(RuleTarget::Wildcard("goskope.com".into()));
+    assert_eq!(s.network.host_firewall[0].target, wildcard);
+    assert!(!s.client.version.at_least(96, 1) && s.client.version.at_least(95, 1));
+    Ok(())
+}
+
+#[test]
+fn every_default() -> Result<(), LoadError> {
+    let s = load(MINIMAL)?;
+    assert_eq!(summary(&s), MINIMAL_LOADED.trim());
+    assert_eq!(Ok(s.clock_unix_ms), parse_clock(DEFAULT_CLOCK));
+    assert_eq!((&s.dns, &s.backup), (&Dns::default(), &Backup::default()));
+    assert_eq!(
+        (&s.tenant, &s.client),
+        (&Tenant::default(), &Client::default())
+    );
+    assert_eq!(s.steering, Steering::default());
+    assert_eq!(s.network, Network::default());
+    // ldns_location follows client.location.
+    let s = with("[client]|location = 'ap-south'")?;
+    assert_eq!(s.dns.ldns_location, "ap-south");
+    Ok(())
+}
+
+/// What the extension keys change, as the `summary` lines that differ from the defaults.
+const EXTENSIONS: &str = "cert = 'expired'|[dns]|doh_behaviour = 'http_503'|\
+    ldns_behaviour = 'slow_answer:15s'|doh_cert = 'untrusted'|[backup]|cert = 'untrusted'|\
+    [tenant]|region = 'eu'|gslb = true|[client]|version = '96.1'|\
+    [[events]]|at = '5s'|do = 'stop'|[[events]]|at = '1.5s'|do = 'repair'|host = 'DoH'";
+const EXTENSIONS_LOADED: &str = r#"
+tenant: Tenant { name: "acme", region: Eu, gslb: true }
+client: Client { version: ClientVersion { text: "96.1", parts: [96, 1] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false }
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: HttpError(503), ldns_behaviour: SlowAnswer(15s), doh_cert: Untrusted }
+pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Expired }
+backup: Backup { ip: None, location: None, latency: 20ms, cert: Untrusted }
+event: Event { at: 1.5s, action: Repair { host: "doh" } }
+event: Event { at: 5s, action: Stop }
+"#;
+
+#[test]
+fn extensions_load() -> Result<(), LoadError> {
+    let s = with(EXTENSIONS)?;
+    let changed: Vec<String> = summary(&s)
+        .lines()
+        .filter(|l| !MINIMAL_LOADED.contains(l))
+        .map(String::from)
+        .collect();
+    assert_eq!(changed.join("\n"), EXTENSIONS_LOADED.trim());
+    assert!(s.client.version.at_least(96, 1) && !s.client.version.at_least(96, 2));
+    let slow = with("[dns]|doh_behaviour = 'slow_answer'")?
+        .dns
+        .doh_behaviour;
+    assert_eq!(slow, ServerBehaviour::SlowAnswer(Duration::from_secs(30)));
+    let e = with("[expect]|tunnel = 'down'|flows = []")?.expect;
+    assert_eq!((e.tunnel, e.flows), (Some(TunnelState::Down), Some(vec![])));
+    let s = load(&format!("clock = 2019-10-14T13:40:40+02:00\n{MINIMAL}"))?;
+    assert_eq!(s.clock_unix_ms, 1_571_053_240_000);
+    Ok(())
+}
+
+#[test]
+fn events_sort_stably_by_time() -> Result<(), LoadError> {
+    let s = with(
+        "[[events]]|at='2s'|do='stop'|[[events]]|at='1s'|do='start'|[[events]]|at='2s'|do='start'",
+    )?;
+    let got: Vec<String> = s
+        .events
+        .iter()
+        .map(|e| format!("{:?}", (e.at, &e.action)))
+        .collect();
+    assert_eq!(got.join(" "), "(1s, Start) (2s, Stop) (2s, Start)");
+    Ok(())
+}
+
+#[test]
+fn unknown_key_renders_like_rustc() {
+    let e = fail(with("latncy = '12ms'"));
+    assert_eq!((e.line, e.column, e.width), (6, 1, 6));
+    let want = "error: unknown key `latncy` in [[pops]]
+ --> scenarios/t.toml:6:1
+  |
+6 | latncy = '12ms'
+  | ^^^^^^
+  = help: did you mean `latency`? known keys: name, location, ip, latency, cert";
+    assert_eq!(e.to_string(), want);
+    let e = fail(with("||||[tenant]|\tname = 'a b'"));
+    let want = "error: `a b` cannot be part of a host name
+  --> scenarios/t.toml:11:9
+   |
+11 | \tname = 'a b'
+   | \t       ^^^^^
+   = help: write letters, digits and `-`, e.g. \"acme\"";
+    assert_eq!(e.to_string(), want);
+}
+
+/// `LINE:COLUMN message-prefix [=> exact help] <- snippet appended to MINIMAL`, where `|`
+/// in the snippet is a line break.
+const ERRORS: &str = r#"
+6:1 unknown key `nmae` in [[pops]] => did you mean `name`? known keys: name, location, ip, latency, cert <- nmae = 1
+7:11 unknown key `adress` in [network.proxy] => did you mean `address`? known keys: address, discovery <- [network]|proxy = { adress = '10.0.0.1:8080' }
+7:1 unknown key `verdikt` in [[expect.flows]] <- [[expect.flows]]|verdikt = 'direct'
+7:1 unknown key `doh_behavior` in [dns] => did you mean `doh_behaviour`? known keys: doh, ldns, ldns_location, doh_behaviour, ldns_behaviour, doh_cert <- [dns]|doh_behavior = 'empty'
+9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
+7:14 invalid value: integer `70000` => write a port number from 1 to 65535 <- [steering]|ports = [80, 70000]
+7:10 port 0 cannot be steered <- [steering]|ports = [0]
+7:11 invalid type: floating point => write the value in double quotes <- [client]|version = 96.1
+7:11 `96` is not a client version <- [client]|version = '96'
+7:6 `10.0.0.300` is not an IPv4 address <- [client]|ip = '10.0.0.300'
+7:10 unknown tunnel `udp` <- [client]|tunnel = 'udp'
+7:8 unknown steering mode `cloudapps` => did you mean "cloud-apps"? write one of "cloud-apps", "web", "all" <- [steering]|mode = 'cloudapps'
+7:15 `zoom..us` is not a host name <- [steering]|exceptions = ['zoom..us']
+7:10 unknown region `us` => write one of "", "eu", "de", "au" <- [tenant]|region = 'us'
+6:8 unclosed array table <- [[pops]
+6:1 duplicate key `name` <- name = 'x'
+6:11 `12` has no unit => write e.g. "12s" or "12ms" <- latency = '12'
+6:8 unknown certificate kind `self-signed` <- cert = 'self-signed'
+7:11 negative duration `-1s` <- [backup]|latency = '-1s'
+7:40 a port needs a protocol <- [network]|perimeter_firewall = ['block udp/443', 'block 443']
+7:18 unknown rule action `permit` => write one of "allow", "block", "reset", "inspect", "redirect" <- [network]|host_firewall = ['permit any']
+7:21 `10.0.0.1` is not an address and port <- [network]|proxy = { address = '10.0.0.1' }
+7:9 missing `address` in network.proxy <- [network]|proxy = { discovery = 'pac' }
+7:8 duplicate PoP name `nyc1` => the first `nyc1` is on line 3; PoP names must be unique <- [[pops]]|name = 'nyc1'|location = 'x'|ip = '1.1.1.1'
+7:8 `gslb` is reserved <- [[pops]]|name = 'gslb'|location = 'x'|ip = '1.1.1.1'
+6:1 missing `location` in [[pops]] <- [[pops]]|name = 'a'|ip = '1.1.1.1'
+7:8 `a..b` is not a host name <- [[origins]]|host = 'a..b'|ip = '1.1.1.1'
+6:1 missing `at` in [[events]] <- [[events]]|do = 'start'
+7:6 event at 61s is after the end of the run <- [[events]]|at = '61s'|do = 'start'
+8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair" <- [[events]]|at = '1s'|do = 'begin'
+10:11 `process` does not apply to do = "partition" => do = "partition" takes at, do, host; remove `process` <- [[events]]|at = '1s'|do = 'partition'|host = 'nyc1'|process = 'x'
+12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
+6:1 missing `target` in [[events]] <- [[events]]|at = '1s'|do = 'connect'|process = 'a'
+10:10 `0` is not a port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com:0'
+10:10 `x.com` has no port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com'
+11:13 `via_proxy = true` but [network] has no proxy <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x:1'|via_proxy = true
+9:9 unknown firewall `edge` <- [[events]]|at = '1s'|do = 'rule'|where = 'edge'|rule = 'block any'
+10:8 `dns` already means UDP and TCP port 53 <- [[events]]|at = '1s'|do = 'rule'|where = 'host'|rule = 'block dns/53'
+7:11 unknown gateway `fra1` => write one of "nyc1", "backup" <- [expect]|gateway = 'fra1'
+7:15 unknown resolver `ldns` <- [expect]|resolved_by = 'ldns'
+7:10 unknown tunnel state `tls` <- [expect]|tunnel = 'tls'
+7:11 unknown verdict `tunnelled` => did you mean "tunneled"? write one of "tunneled", "bypassed", "direct", "blocked" <- [[expect.flows]]|verdict = 'tunnelled'
+7:18 the local resolver speaks plain DNS <- [dns]|ldns_behaviour = 'http_503'
+7:17 `http_200` is not an HTTP error status <- [dns]|doh_behaviour = 'http_200'
+7:17 bad slow_answer delay: `soon` has no number <- [dns]|doh_behaviour = 'slow_answer:soon'
+"#;
+
+#[test]
+fn errors_point_at_the_value_and_say_what_to_write() {
+    for case in ERRORS.trim().lines() {
+        let (want, extra) = case.split_once(" <- ").unwrap_or_default();
+        let (want, help) = want
+            .split_once(" => ")
+            .map_or((want, None), |(w, h)| (w, Some(h)));
+        let e = fail(with(extra));
+        let got = format!("{}:{} {}", e.line, e.column, e.message);
+        assert!(got.starts_with(want), "{e}");
+        assert!(help.is_none() || help == e.help.as_deref(), "{e}");
+    }
+    let top = [
+        ("", "missing required key `name`"),
+        ("name = 'x'", "no [[pops]]"),
+        ("name = ' '", "empty name"),
+    ];
+    for (text, want) in top {
+        let e = fail(load(text));
+        assert!(e.line == 1 && e.message.starts_with(want), "{e}");
+    }
+    let e = fail(load(&format!("clock = 2019-10-14T11:40:40\n{MINIMAL}")));
+    assert!(
+        e.message.ends_with("missing offset (add `Z` for UTC)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn contract_words_serialize() -> Result<(), serde_json::Error> {
+    let words = (Verdict::Bypassed, ResolvedBy::Gslb, TunnelState::Down);
+    assert_eq!(
+        serde_json::to_string(&words)?,
+        r#"["bypassed","GSLB","down"]"#
+    );
+    assert_eq!(ResolvedBy::Edns.as_str(), "EDNS");
+    assert_eq!(Verdict::Direct.to_string(), "direct");
+    Ok(())
+}
+
+#[test]
+fn duration_round_trips() {
+    for text in "250ms 10s 1.5s 2m 1h 0s 90s 1.5ms 0.001ms 36h 1.000000001s".split(' ') {
+        assert_eq!(
+            parse_duration(text).map(format_duration).as_deref(),
+            Ok(text)
+        );
+    }
+    assert_eq!(parse_duration("2.50s"), Ok(Duration::from_millis(2500)));
+    assert_eq!(format_duration(Duration::from_secs(60)), "1m");
+    let odd = [1, 12_345_678_901_234, u64::MAX].map(Duration::from_nanos);
+    for d in odd.into_iter().chain([Duration::MAX]) {
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+    }
+    let bad = "|10|-1s|s|1.s|.5s|1..5s|5 s|5sec|1.0000000001ms|99999999999999999999999h";
+    for text in bad.split('|') {
+        assert!(parse_duration(text).is_err(), "{text}");
+    }
+}
+
+const CANONICAL_RULES: &str = "allow tcp/443 to *.goskope.com|block any|reset udp/53|\
+    inspect tcp/443|redirect tcp/80 to portal.example|block dns to 8.8.8.8|\
+    block any to 203.0.113.0/24|allow any to 2001:db8::1";
+const BAD_RULES: &str = "|deny any|block 443|block dns/53|block any/443|block tcp/0|\
+    block tcp/70000|block tcp to|block to a b|block 8.8.8.8|block to *.|block to 300.1.1.1|\
+    block to 10.0.0.0/33|Block any";
+
+#[test]
+fn rule_round_trips() -> Result<(), String> {
+    for text in CANONICAL_RULES.split('|') {
+        let rule = Rule::parse(text)?;
+        assert_eq!(rule.to_string(), text);
+        assert_eq!(Rule::parse(&rule.to_string())?, rule);
+    }
+    let rule = Rule::parse("  block   to  Example.COM ")?;
+    assert_eq!(rule.to_string(), "block any to example.com");
+    assert_eq!(rule.text, "block   to  Example.COM");
+    let dns = Rule::parse("allow dns")?;
+    assert_eq!(
+        format!("{dns:?}"),
+        r#"Rule { action: Allow, proto: Dns, port: None, target: None, text: "allow dns" }"#
+    );
+    let ip = Rule::parse("block to 1.2.3.4")?.target;
+    assert_eq!(ip, Some(RuleTarget::Ip([1, 2, 3, 4].into())));
+    for bad in BAD_RULES.split('|') {
+        assert!(Rule::parse(bad).is_err(), "{bad}");
+    }
+    Ok(())
+}
+
+/// `text = unix ms`.
+const GOOD_CLOCKS: &str = "
+1970-01-01T00:00:00Z = 0
+1969-12-31T23:59:59.999Z = -1
+2019-10-14T11:40:40Z = 1571053240000
+2019-10-14T13:40:40+02:00 = 1571053240000
+2019-10-14T06:10:40-05:30 = 1571053240000
+2019-10-14t11:40:40.5z = 1571053240500
+2019-10-14T11:40:40.123456789Z = 1571053240123
+2000-02-29T00:00:00Z = 951782400000
+2000-03-01T00:00:00Z = 951868800000
+2024-02-29T12:00:00Z = 1709208000000
+9999-12-31T23:59:59.999Z = 253402300799999
+";
+const BAD_CLOCKS: &str = "1900-02-29T00:00:00Z 2023-02-29T00:00:00Z 2019-04-31T00:00:00Z \
+    2019-13-01T00:00:00Z 2019-10-14T24:00:00Z 2019-10-14T11:40:60Z 2019-10-14T11:40:40 \
+    2019-10-14T11:40:40+2:00 2019-10-14 2019-10-14T11:40:40.Z 2019-10-14T11:40:40+24:00 \
+    ２019-10-14T11:40:40Z";
+
+#[test]
+fn clock_parser_edges() {
+    for case in GOOD_CLOCKS.trim().lines() {
+        let (text, unix_ms) = case.split_once(" = ").unwrap_or_default();
+        let unix_ms: i64 = unix_ms.parse().unwrap_or(i64::MIN);
+        assert_eq!(parse_clock(text), Ok(unix_ms), "{text}");
+        assert_eq!(parse_clock(&format_clock(unix_ms)), Ok(unix_ms), "{text}");
+    }
+    for text in BAD_CLOCKS.split(' ') {
+        assert!(parse_clock(text).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn odd_input_never_panics() {
+    for text in "\u{feff}|\r\n\r\n|é = 1|a.b.c = 1|[pops]\nname = 1|\t\tx = 'y'|[[pops]]\n[[pops]]"
+        .split('|')
+    {
+        let e = fail(load(text));
+        assert!(
+            e.to_string().starts_with("error: ") && e.line >= 1 && e.column >= 1,
+            "{e}"
+        );
+    }
+    let e = fail(with("[[pops]]|name = 'é'|location = 'é'|ip = 'é'"));
+    assert_eq!((e.line, e.column, e.width), (9, 6, 3));
+    let e = fail(load("name = \"x\"\r\nnmae = 1\r\n"));
+    assert_eq!((e.line, e.source_line.as_deref()), (2, Some("nmae = 1")));
+}
 
 /// The example block of `docs/scenario-format.md`, verbatim.
 const EXAMPLE: &str = r#"name = "DoH blocked: agent falls back to LDNS"       # required
@@ -100,729 +483,3 @@ process = "chrome.exe"
 host = "www.box.com"
 verdict = "tunneled"     # "tunneled" | "bypassed" | "direct" | "blocked"
 "#;
-
-/// The smallest valid scenario.
-const MINIMAL: &str =
-    "name = \"m\"\n[[pops]]\nname = \"nyc1\"\nlocation = \"us-east\"\nip = \"8.36.116.35\"\n";
-
-fn load(text: &str) -> Result<Scenario, LoadError> {
-    load_str(text, Path::new("scenarios/t.toml"))
-}
-
-fn fail(text: &str) -> LoadError {
-    match load(text) {
-        Ok(s) => panic!("expected an error, loaded {s:?}"),
-        Err(e) => e,
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-#[test]
-fn contract_example_loads() -> Result<(), LoadError> {
-    let s = load(EXAMPLE)?;
-    assert_eq!(s.name, "DoH blocked: agent falls back to LDNS");
-    assert_eq!(s.description, "free text shown by steerlab run");
-    assert_eq!((s.seed, s.duration), (7, Duration::from_secs(120)));
-    assert_eq!(s.clock_unix_ms, 1_571_053_240_000);
-    assert_eq!(
-        s.tenant,
-        Tenant {
-            name: "acme".into(),
-            region: Region::Global,
-            gslb: false
-        }
-    );
-    assert_eq!(s.client.version.parts, [95, 1, 0]);
-    assert!(!s.client.version.at_least(96, 1) && s.client.version.at_least(95, 1));
-    assert_eq!(s.client.ip, Ipv4Addr::new(10, 173, 13, 40));
-    assert_eq!(
-        (
-            s.client.location.as_str(),
-            s.client.tunnel,
-            s.client.fail_close
-        ),
-        ("us-east", TunnelProto::Dtls, false)
-    );
-    assert_eq!(
-        (s.dns.doh.as_str(), s.dns.ldns, s.dns.ldns_location.as_str()),
-        ("dns.google", Ipv4Addr::new(10, 0, 0, 53), "eu-west")
-    );
-    assert_eq!(s.steering.mode, SteeringMode::CloudApps);
-    assert_eq!(s.steering.ports, [80, 443]);
-    assert_eq!(s.steering.managed, ["box.com", "*.box.com"]);
-    assert_eq!(
-        s.steering.exceptions,
-        ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"]
-    );
-    assert_eq!(s.steering.bypass_apps, ["zoom.us", "Teams.exe"]);
-    assert!(!s.steering.steer_dns && !s.steering.private_apps);
-    let pops: Vec<_> = s
-        .pops
-        .iter()
-        .map(|p| {
-            (
-                p.name.as_str(),
-                p.location.as_str(),
-                p.ip.to_string(),
-                p.latency,
-            )
-        })
-        .collect();
-    assert_eq!(
-        pops,
-        [
-            ("nyc1", "us-east", "8.36.116.35".into(), ms(12)),
-            ("fra1", "eu-west", "8.36.117.35".into(), ms(90))
-        ]
-    );
-    let backup = Backup {
-        ip: Some(Ipv4Addr::new(8, 36, 118, 35)),
-        location: Some("eu-west".into()),
-        latency: ms(90),
-        cert: CertKind::Trusted,
-    };
-    assert_eq!(s.backup, backup);
-    assert_eq!(
-        s.origins,
-        [Origin {
-            host: "www.box.com".into(),
-            ip: Ipv4Addr::new(107, 152, 27, 197)
-        }]
-    );
-    let texts = |rules: &[Rule]| rules.iter().map(Rule::to_string).collect::<Vec<_>>();
-    assert_eq!(
-        texts(&s.network.host_firewall),
-        ["allow tcp/443 to *.goskope.com", "block any"]
-    );
-    assert_eq!(
-        texts(&s.network.perimeter_firewall),
-        ["block udp/443", "inspect tcp/443"]
-    );
-    assert_eq!(
-        s.network.host_firewall[0].target,
-        Some(RuleTarget::Wildcard("goskope.com".into()))
-    );
-    let proxy = Proxy {
-        address: SocketAddrV4::new(Ipv4Addr::new(10, 10, 10, 11), 8080),
-        discovery: ProxyDiscovery::Manual,
-    };
-    assert_eq!(s.network.proxy, Some(proxy));
-    assert!(
-        s.network
-            .pac
-            .as_deref()
-            .is_some_and(|p| p.starts_with("function FindProxyForURL"))
-    );
-    assert!(s.network.direct_egress);
-    let connect = EventAction::Connect {
-        process: "chrome.exe".into(),
-        host: "www.box.com".into(),
-        port: 443,
-        via_proxy: false,
-    };
-    let rule = EventAction::Rule {
-        place: FirewallPlace::Perimeter,
-        rule: Rule::parse("block udp/443").map_err(|e| fail(&e))?,
-    };
-    let events: Vec<_> = s
-        .events
-        .iter()
-        .map(|e| (e.at.as_secs(), e.action.clone()))
-        .collect();
-    let partition = EventAction::Partition {
-        host: "nyc1".into(),
-    };
-    assert_eq!(
-        events,
-        [
-            (0, EventAction::Start),
-            (30, connect),
-            (60, rule),
-            (90, partition)
-        ]
-    );
-    assert_eq!(
-        (
-            s.expect.resolved_by,
-            s.expect.gateway.as_deref(),
-            s.expect.tunnel
-        ),
-        (Some(ResolvedBy::Ldns), Some("nyc1"), Some(TunnelState::Tls))
-    );
-    let flow = ExpectFlow {
-        process: Some("chrome.exe".into()),
-        host: Some("www.box.com".into()),
-        verdict: Some(Verdict::Tunneled),
-    };
-    assert_eq!(s.expect.flows, Some(vec![flow]));
-    Ok(())
-}
-
-#[test]
-fn every_default() -> Result<(), LoadError> {
-    let s = load(MINIMAL)?;
-    assert_eq!(s.path, Path::new("scenarios/t.toml"));
-    assert_eq!(
-        (s.description.as_str(), s.seed, s.duration),
-        ("", 0, Duration::from_secs(60))
-    );
-    assert_eq!(
-        s.clock_unix_ms,
-        parse_clock(DEFAULT_CLOCK).map_err(|e| fail(&e))?
-    );
-    assert_eq!(
-        s.tenant,
-        Tenant {
-            name: "acme".into(),
-            region: Region::Global,
-            gslb: false
-        }
-    );
-    let version = ClientVersion {
-        text: "95.1.0".into(),
-        parts: vec![95, 1, 0],
-    };
-    let client = Client {
-        version,
-        ip: Ipv4Addr::new(10, 0, 0, 10),
-        location: "us-east".into(),
-        tunnel: TunnelProto::Dtls,
-        fail_close: false,
-    };
-    assert_eq!(s.client, client);
-    assert_eq!(s.dns, Dns::default());
-    assert_eq!(
-        (s.dns.doh_behaviour, s.dns.ldns_behaviour, s.dns.doh_cert),
-        (
-            ServerBehaviour::Answer,
-            ServerBehaviour::Answer,
-            CertKind::Trusted
-        )
-    );
-    assert_eq!(
-        s.steering,
-        Steering {
-            mode: SteeringMode::CloudApps,
-            ports: vec![80, 443],
-            ..Steering::default()
-        }
-    );
-    assert!(
-        s.steering.managed.is_empty()
-            && s.steering.exceptions.is_empty()
-            && s.steering.bypass_apps.is_empty()
-    );
-    assert_eq!(
-        (s.pops[0].latency, s.pops[0].cert),
-        (ms(20), CertKind::Trusted)
-    );
-    assert_eq!(
-        s.backup,
-        Backup {
-            ip: None,
-            location: None,
-            latency: ms(20),
-            cert: CertKind::Trusted
-        }
-    );
-    assert!(s.origins.is_empty() && s.events.is_empty());
-    assert_eq!(
-        s.network,
-        Network {
-            host_firewall: vec![],
-            perimeter_firewall: vec![],
-            proxy: None,
-            pac: None,
-            direct_egress: true
-        }
-    );
-    assert_eq!(
-        s.expect,
-        Expect {
-            resolved_by: None,
-            gateway: None,
-            tunnel: None,
-            flows: None
-        }
-    );
-    // ldns_location follows client.location.
-    let s = load(&format!("{MINIMAL}[client]\nlocation = \"ap-south\"\n"))?;
-    assert_eq!(s.dns.ldns_location, "ap-south");
-    Ok(())
-}
-
-#[test]
-fn extensions_load() -> Result<(), LoadError> {
-    let text = format!(
-        "{MINIMAL}cert = \"expired\"\n[dns]\ndoh_behaviour = \"http_503\"\nldns_behaviour = \"slow_answer:15s\"\ndoh_cert = \"untrusted\"\n\
-         [backup]\ncert = \"untrusted\"\n[tenant]\nregion = \"eu\"\ngslb = true\n[client]\nversion = \"96.1\"\n\
-         [[events]]\nat = \"5s\"\ndo = \"stop\"\n[[events]]\nat = \"1s\"\ndo = \"repair\"\nhost = \"DoH\"\n"
-    );
-    let s = load(&text)?;
-    assert_eq!(s.pops[0].cert, CertKind::Expired);
-    assert_eq!(s.dns.doh_behaviour, ServerBehaviour::HttpError(503));
-    assert_eq!(
-        s.dns.ldns_behaviour,
-        ServerBehaviour::SlowAnswer(Duration::from_secs(15))
-    );
-    assert_eq!(
-        (s.dns.doh_cert, s.backup.cert, s.tenant.region),
-        (CertKind::Untrusted, CertKind::Untrusted, Region::Eu)
-    );
-    assert!(s.tenant.gslb && s.client.version.at_least(96, 1) && !s.client.version.at_least(96, 2));
-    assert_eq!(
-        s.events[0],
-        Event {
-            at: ms(1000),
-            action: EventAction::Repair { host: "doh".into() }
-        }
-    );
-    assert_eq!(
-        s.events[1],
-        Event {
-            at: ms(5000),
-            action: EventAction::Stop
-        }
-    );
-    let s = load(&format!(
-        "{MINIMAL}[dns]\ndoh_behaviour = \"slow_answer\"\n"
-    ))?;
-    assert_eq!(
-        s.dns.doh_behaviour,
-        ServerBehaviour::SlowAnswer(Duration::from_secs(30))
-    );
-    Ok(())
-}
-
-#[test]
-fn unknown_key_suggests_and_points_at_it() {
-    let text = format!("{MINIMAL}latncy = \"12ms\"\n");
-    let e = fail(&text);
-    assert_eq!((e.line, e.column), (6, 1));
-    assert_eq!(e.message, "unknown key `latncy` in [[pops]]");
-    assert_eq!(
-        e.help.as_deref(),
-        Some("did you mean `latency`? known keys: name, location, ip, latency, cert")
-    );
-    let shown = e.to_string();
-    let expected = "error: unknown key `latncy` in [[pops]]\n --> scenarios/t.toml:6:1\n  |\n6 | latncy = \"12ms\"\n  | ^^^^^^\n  = help: did you mean `latency`? known keys: name, location, ip, latency, cert";
-    assert_eq!(shown, expected);
-}
-
-#[test]
-fn unknown_key_names_its_table() {
-    let e = fail(&format!("nmae = \"x\"\n{MINIMAL}"));
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (1, 1, "unknown key `nmae` at the top level")
-    );
-    assert!(
-        e.help
-            .as_deref()
-            .is_some_and(|h| h.starts_with("did you mean `name`?"))
-    );
-    let e = fail(&format!(
-        "{MINIMAL}[network]\nproxy = {{ adress = \"10.0.0.1:8080\" }}\n"
-    ));
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (7, 11, "unknown key `adress` in [network.proxy]")
-    );
-    let e = fail(&format!(
-        "{MINIMAL}[[expect.flows]]\nverdikt = \"direct\"\n"
-    ));
-    assert_eq!(
-        (e.line, e.message.as_str()),
-        (7, "unknown key `verdikt` in [[expect.flows]]")
-    );
-    let e = fail(&format!(
-        "{MINIMAL}[[events]]\nat = \"1s\"\ndo = \"start\"\nzzzz = 1\n"
-    ));
-    assert_eq!(
-        e.help.as_deref(),
-        Some("known keys: at, do, process, target, via_proxy, where, rule, host")
-    );
-}
-
-#[test]
-fn syntax_and_type_errors_point_at_the_spot() {
-    let e = fail("name = \"x\"\nseed = \n");
-    assert_eq!(e.line, 2);
-    let e = fail("name = \"x\"\nseed = \"7\"\n");
-    assert_eq!((e.line, e.column), (2, 8));
-    let e = fail("name = 3\n");
-    assert_eq!(
-        (e.line, e.column, e.help.as_deref()),
-        (1, 8, Some("write the value in double quotes"))
-    );
-    let e = fail(&format!("{MINIMAL}[steering]\nports = [80, 70000]\n"));
-    assert_eq!((e.line, e.column), (7, 14));
-}
-
-#[test]
-fn bad_duration_points_at_the_value() {
-    let e = fail(&format!("{MINIMAL}latency = \"12\"\n"));
-    assert_eq!((e.line, e.column, e.width), (6, 11, 4));
-    assert_eq!(e.message, "`12` has no unit");
-    assert_eq!(e.help.as_deref(), Some("write e.g. \"12s\" or \"12ms\""));
-    let e = fail(&format!("duration = \"-5s\"\n{MINIMAL}"));
-    assert!(e.message.contains("negative"));
-}
-
-#[test]
-fn bad_rule_points_at_the_array_element() {
-    let e = fail(&format!(
-        "{MINIMAL}[network]\nperimeter_firewall = [\"block udp/443\", \"block 443\"]\n"
-    ));
-    assert_eq!((e.line, e.column, e.width), (7, 40, 11));
-    assert_eq!(
-        e.message,
-        "a port needs a protocol: write \"tcp/443\" or \"udp/443\""
-    );
-    let e = fail(&format!(
-        "{MINIMAL}[network]\nhost_firewall = [\"permit any\"]\n"
-    ));
-    assert_eq!(e.message, "unknown rule action `permit`");
-    assert!(
-        e.help.as_deref().is_some_and(
-            |h| h.contains("\"allow\", \"block\", \"reset\", \"inspect\", \"redirect\"")
-        )
-    );
-}
-
-#[test]
-fn unknown_event_host_lists_the_valid_ones() {
-    let text = format!(
-        "{MINIMAL}[[origins]]\nhost = \"www.box.com\"\nip = \"1.2.3.4\"\n[[events]]\nat = \"1s\"\ndo = \"partition\"\nhost = \"nyc2\"\n"
-    );
-    let e = fail(&text);
-    assert_eq!((e.line, e.column), (12, 8));
-    assert_eq!(e.message, "unknown host `nyc2` in partition event");
-    let help = "did you mean \"nyc1\"? write one of \"nyc1\", \"backup\", \"doh\", \"ldns\", \"gslb\", \"proxy\", \"www.box.com\"";
-    assert_eq!(e.help.as_deref(), Some(help));
-}
-
-#[test]
-fn duplicate_and_reserved_pops() {
-    let e = fail(&format!(
-        "{MINIMAL}[[pops]]\nname = \"nyc1\"\nlocation = \"x\"\nip = \"1.1.1.1\"\n"
-    ));
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (7, 8, "duplicate PoP name `nyc1`")
-    );
-    assert_eq!(
-        e.help.as_deref(),
-        Some("the first `nyc1` is on line 3; PoP names must be unique")
-    );
-    let e = fail("name = \"m\"\n[[pops]]\nname = \"backup\"\nlocation = \"x\"\nip = \"1.1.1.1\"\n");
-    assert_eq!(e.message, "`backup` is reserved");
-    let e = fail("name = \"m\"\n[[pops]]\nname = \"a\"\nip = \"1.1.1.1\"\n");
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (2, 1, "missing `location` in [[pops]]")
-    );
-}
-
-#[test]
-fn required_name_and_pops() {
-    let e = fail("");
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (1, 1, "missing required key `name`")
-    );
-    let e = fail("name = \"  \"\n");
-    assert_eq!(e.message, "empty name");
-    let e = fail("name = \"x\"\n");
-    assert!(e.message.starts_with("no [[pops]]"));
-}
-
-#[test]
-fn event_checks() -> Result<(), LoadError> {
-    let event = |body: &str| format!("{MINIMAL}[[events]]\n{body}");
-    let e = fail(&event(
-        "at = \"1s\"\ndo = \"partition\"\nhost = \"nyc1\"\nprocess = \"x\"\n",
-    ));
-    assert_eq!(
-        (e.line, e.message.as_str()),
-        (10, "`process` does not apply to do = \"partition\"")
-    );
-    assert_eq!(
-        e.help.as_deref(),
-        Some("do = \"partition\" takes at, do, host; remove `process`")
-    );
-    let e = fail(&event("at = \"61s\"\ndo = \"start\"\n"));
-    assert_eq!(e.message, "event at 61s is after the end of the run");
-    let e = fail(&event("at = \"1s\"\ndo = \"begin\"\n"));
-    assert!(e.help.as_deref().is_some_and(|h| {
-        h.contains("\"start\", \"stop\", \"connect\", \"rule\", \"partition\", \"repair\"")
-    }));
-    let e = fail(&event(
-        "at = \"1s\"\ndo = \"connect\"\nprocess = \"a\"\ntarget = \"www.box.com:0\"\n",
-    ));
-    assert!(e.message.contains("not a port"));
-    let e = fail(&event(
-        "at = \"1s\"\ndo = \"connect\"\nprocess = \"a\"\ntarget = \"x.com:443\"\nvia_proxy = true\n",
-    ));
-    assert_eq!(e.message, "`via_proxy = true` but [network] has no proxy");
-    let e = fail(&event(
-        "at = \"1s\"\ndo = \"rule\"\nwhere = \"edge\"\nrule = \"block any\"\n",
-    ));
-    assert_eq!(e.message, "unknown firewall `edge`");
-    let e = fail(&event("do = \"start\"\n"));
-    assert_eq!(
-        (e.line, e.message.as_str()),
-        (6, "missing `at` in [[events]]")
-    );
-    // Same-time events keep their file order.
-    let s = load(&format!(
-        "{MINIMAL}[[events]]\nat=\"2s\"\ndo=\"stop\"\n[[events]]\nat=\"1s\"\ndo=\"start\"\n[[events]]\nat=\"2s\"\ndo=\"start\"\n"
-    ))?;
-    let order: Vec<_> = s
-        .events
-        .iter()
-        .map(|e| (e.at.as_secs(), e.action.clone()))
-        .collect();
-    assert_eq!(
-        order,
-        [
-            (1, EventAction::Start),
-            (2, EventAction::Stop),
-            (2, EventAction::Start)
-        ]
-    );
-    Ok(())
-}
-
-#[test]
-fn expect_checks() -> Result<(), LoadError> {
-    let e = fail(&format!("{MINIMAL}[expect]\ngateway = \"fra1\"\n"));
-    assert_eq!(
-        (e.message.as_str(), e.help.as_deref()),
-        (
-            "unknown gateway `fra1`",
-            Some("write one of \"nyc1\", \"backup\"")
-        )
-    );
-    let e = fail(&format!(
-        "{MINIMAL}[[expect.flows]]\nverdict = \"tunnelled\"\n"
-    ));
-    let help = "did you mean \"tunneled\"? write one of \"tunneled\", \"bypassed\", \"direct\", \"blocked\"";
-    assert_eq!((e.line, e.column, e.help.as_deref()), (7, 11, Some(help)));
-    let s = load(&format!(
-        "{MINIMAL}[expect]\ntunnel = \"down\"\nflows = []\n"
-    ))?;
-    assert_eq!(
-        (s.expect.tunnel, s.expect.flows),
-        (Some(TunnelState::Down), Some(vec![]))
-    );
-    Ok(())
-}
-
-#[test]
-fn server_behaviour_words() {
-    let e = fail(&format!("{MINIMAL}[dns]\nldns_behaviour = \"http_503\"\n"));
-    assert_eq!(e.message, "the local resolver speaks plain DNS, not HTTP");
-    let e = fail(&format!("{MINIMAL}[dns]\ndoh_behaviour = \"http_200\"\n"));
-    assert!(e.message.contains("not an HTTP error status"));
-    let e = fail(&format!(
-        "{MINIMAL}[dns]\ndoh_behaviour = \"slow_answer:soon\"\n"
-    ));
-    assert!(e.message.starts_with("bad slow_answer delay"));
-}
-
-#[test]
-fn contract_words_serialize() {
-    assert_eq!(
-        serde_json::to_string(&Verdict::Bypassed).ok().as_deref(),
-        Some("\"bypassed\"")
-    );
-    assert_eq!(
-        serde_json::to_string(&ResolvedBy::Gslb).ok().as_deref(),
-        Some("\"GSLB\"")
-    );
-    assert_eq!(
-        serde_json::to_string(&TunnelState::Down).ok().as_deref(),
-        Some("\"down\"")
-    );
-    assert_eq!(
-        (TunnelState::Dtls.as_str(), ResolvedBy::Edns.to_string()),
-        ("DTLS", "EDNS".to_owned())
-    );
-}
-
-#[test]
-fn duration_round_trips() {
-    for text in [
-        "250ms", "10s", "1.5s", "2m", "1h", "0s", "90s", "1.5ms", "0.001ms", "36h",
-    ] {
-        assert_eq!(
-            parse_duration(text).map(format_duration).as_deref(),
-            Ok(text),
-            "{text}"
-        );
-    }
-    assert_eq!(parse_duration("2.50s"), Ok(ms(2500)));
-    assert_eq!(format_duration(ms(60_000)), "1m");
-    assert_eq!(format_duration(Duration::new(1, 1)), "1.000000001s");
-    for d in [
-        Duration::MAX,
-        Duration::new(12_345, 678_901_234),
-        Duration::from_nanos(1),
-    ] {
-        assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
-    }
-    for bad in [
-        "",
-        "10",
-        "-1s",
-        "s",
-        "1.s",
-        ".5s",
-        "1..5s",
-        "5 s",
-        "5sec",
-        "1.0000000001ms",
-        "99999999999999999999999h",
-    ] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
-fn rule_round_trips() -> Result<(), String> {
-    for text in [
-        "allow tcp/443 to *.goskope.com",
-        "block any",
-        "reset udp/53",
-        "inspect tcp/443",
-        "redirect tcp/80 to portal.example",
-        "block dns to 8.8.8.8",
-        "block any to 203.0.113.0/24",
-        "allow any to 2001:db8::1",
-    ] {
-        let rule = Rule::parse(text)?;
-        assert_eq!(rule.to_string(), text);
-        assert_eq!(Rule::parse(&rule.to_string())?, rule);
-    }
-    let rule = Rule::parse("  block   to  Example.COM ")?;
-    assert_eq!(
-        (rule.proto, rule.to_string(), rule.text.as_str()),
-        (
-            RuleProto::Any,
-            "block any to example.com".into(),
-            "block   to  Example.COM"
-        )
-    );
-    let dns = Rule::parse("allow dns")?;
-    assert_eq!((dns.proto, dns.port), (RuleProto::Dns, None));
-    assert_eq!(Rule::parse("allow tcp")?.target, None);
-    assert_eq!(
-        Rule::parse("block to 1.2.3.4")?.target,
-        Some(RuleTarget::Ip(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))))
-    );
-    for bad in [
-        "",
-        "deny any",
-        "block 443",
-        "block dns/53",
-        "block any/443",
-        "block tcp/0",
-        "block tcp/70000",
-        "block tcp to",
-        "block to a b",
-        "block 8.8.8.8",
-        "block to *.",
-        "block to 300.1.1.1",
-        "block to 10.0.0.0/33",
-    ] {
-        assert!(Rule::parse(bad).is_err(), "{bad}");
-    }
-    Ok(())
-}
-
-#[test]
-fn clock_parser_edges() {
-    assert_eq!(parse_clock("1970-01-01T00:00:00Z"), Ok(0));
-    assert_eq!(parse_clock("1969-12-31T23:59:59.999Z"), Ok(-1));
-    assert_eq!(parse_clock("2019-10-14T11:40:40Z"), Ok(1_571_053_240_000));
-    assert_eq!(
-        parse_clock("2019-10-14T13:40:40+02:00"),
-        Ok(1_571_053_240_000)
-    );
-    assert_eq!(
-        parse_clock("2019-10-14T06:10:40-05:30"),
-        Ok(1_571_053_240_000)
-    );
-    assert_eq!(parse_clock("2019-10-14t11:40:40.5z"), Ok(1_571_053_240_500));
-    assert_eq!(
-        parse_clock("2019-10-14T11:40:40.123456789Z"),
-        Ok(1_571_053_240_123)
-    );
-    assert_eq!(parse_clock("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
-    assert_eq!(parse_clock("2024-02-29T12:00:00Z"), Ok(1_709_208_000_000));
-    assert_eq!(parse_clock("2000-03-01T00:00:00Z"), Ok(951_868_800_000));
-    for bad in [
-        "1900-02-29T00:00:00Z",
-        "2023-02-29T00:00:00Z",
-        "2019-04-31T00:00:00Z",
-        "2019-13-01T00:00:00Z",
-        "2019-10-14T24:00:00Z",
-        "2019-10-14T11:40:60Z",
-        "2019-10-14T11:40:40",
-        "2019-10-14T11:40:40+2:00",
-        "2019-10-14",
-        "2019-10-14T11:40:40.Z",
-        "2019-10-14T11:40:40+24:00",
-        "２019-10-14T11:40:40Z",
-    ] {
-        assert!(parse_clock(bad).is_err(), "{bad}");
-    }
-    for ms in [
-        0,
-        -1,
-        951_782_400_000,
-        1_571_053_240_123,
-        253_402_300_799_999,
-    ] {
-        assert_eq!(parse_clock(&format_clock(ms)), Ok(ms), "{ms}");
-    }
-}
-
-#[test]
-fn clock_key_accepts_toml_datetimes() -> Result<(), LoadError> {
-    let s = load(&format!("clock = 2019-10-14T13:40:40+02:00\n{MINIMAL}"))?;
-    assert_eq!(s.clock_unix_ms, 1_571_053_240_000);
-    let e = fail(&format!("clock = 2019-10-14T11:40:40\n{MINIMAL}"));
-    assert!(e.message.contains("missing offset"), "{e}");
-    Ok(())
-}
-
-#[test]
-fn odd_input_never_panics() {
-    let inputs = [
-        "\u{feff}",
-        "\r\n\r\n",
-        "[[pops]",
-        "é = 1",
-        "name = \"é\"\n[[pops]]\nname = \"é\"\nlocation = \"é\"\nip = \"é\"\n",
-        "a.b.c = 1",
-        "[pops]\nname = 1",
-        "name = \"x\"\r\nnmae = 1\r\n",
-        "\t\tlatency = \"x\"",
-    ];
-    for text in inputs {
-        if let Err(e) = load(text) {
-            let shown = e.to_string();
-            assert!(
-                shown.starts_with("error: ") && e.line >= 1 && e.column >= 1,
-                "{shown}"
-            );
-        }
-    }
-    let e = fail("name = \"x\"\r\nnmae = 1\r\n");
-    assert_eq!((e.line, e.source_line.as_deref()), (2, Some("nmae = 1")));
-}

@@ -17,6 +17,7 @@
 
 mod config;
 pub mod dns;
+pub mod steer;
 mod io;
 mod log;
 mod timer;

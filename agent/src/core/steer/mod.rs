@@ -1,0 +1,236 @@
+//! Steering: for every app flow, tunneled, bypassed, direct or blocked, and why.
+//!
+//! - [`domains`]: exact and wildcard domain lists.
+//! - [`dnsmap`]: addresses to the names apps resolved them from.
+//! - [`Steering::decide`]: the verdict for one flow.
+//!
+//! The order of the decision (docs/steering.md):
+//! 1. Scope of the mode: cloud-apps steers managed domains on the steered ports; web
+//!    steers the steered ports; all steers everything. Out of scope: **direct**.
+//! 2. In scope but sent direct on purpose: a bypass app (by process name), a domain or
+//!    IP exception, or (unless `private_apps`) an RFC 1918 destination: **bypassed**.
+//! 3. The tunnel: up, **tunneled**; down with fail close, **blocked**; down with fail
+//!    open, **direct** (logged as such).
+
+pub mod dnsmap;
+pub mod domains;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+pub use dnsmap::DnsMap;
+pub use domains::DomainSet;
+
+/// The steering mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only managed cloud apps.
+    CloudApps,
+    /// Web traffic: the steered ports.
+    Web,
+    /// All traffic.
+    All,
+}
+
+/// The verdict for a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Sent through the tunnel.
+    Tunneled,
+    /// In scope but sent direct on purpose.
+    Bypassed,
+    /// Not in the mode's scope.
+    Direct,
+    /// Dropped.
+    Blocked,
+}
+
+impl Verdict {
+    /// The contract's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Tunneled => "tunneled",
+            Verdict::Bypassed => "bypassed",
+            Verdict::Direct => "direct",
+            Verdict::Blocked => "blocked",
+        }
+    }
+}
+
+/// Why a flow got its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Steered through the tunnel.
+    Steered,
+    /// cloud-apps mode and no name of the address is managed.
+    NotManaged,
+    /// The port is not a steered port.
+    PortNotSteered(u16),
+    /// The process or host is a certificate-pinned bypass app.
+    BypassApp(String),
+    /// A domain exception matched.
+    DomainException(String),
+    /// An IP or CIDR exception matched.
+    IpException(String),
+    /// An RFC 1918 destination.
+    PrivateAddress,
+    /// The tunnel is down and fail close is on.
+    FailClose,
+    /// The tunnel is down and fail close is off.
+    FailOpen,
+    /// DNS is not steered (`steer_dns` off).
+    DnsNotSteered,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Steered => f.write_str("steered through the tunnel"),
+            Reason::NotManaged => f.write_str("not a managed domain"),
+            Reason::PortNotSteered(p) => write!(f, "port {p} is not steered"),
+            Reason::BypassApp(a) => write!(f, "bypass app {a}"),
+            Reason::DomainException(d) => write!(f, "domain exception {d}"),
+            Reason::IpException(n) => write!(f, "IP exception {n}"),
+            Reason::PrivateAddress => f.write_str("private address (RFC 1918)"),
+            Reason::FailClose => f.write_str("tunnel down, fail close"),
+            Reason::FailOpen => f.write_str("tunnel down, fail open"),
+            Reason::DnsNotSteered => f.write_str("DNS is not steered"),
+        }
+    }
+}
+
+/// The steering configuration.
+#[derive(Debug, Clone)]
+pub struct Steering {
+    /// The mode.
+    pub mode: Mode,
+    /// Steered ports (modes cloud-apps and web).
+    pub ports: Vec<u16>,
+    /// Managed domains (mode cloud-apps).
+    pub managed: DomainSet,
+    /// Domain exceptions.
+    pub exception_domains: DomainSet,
+    /// IP and CIDR exceptions, as `(network, prefix length)`.
+    pub exception_nets: Vec<(IpAddr, u8)>,
+    /// Bypass apps (certificate-pinned): process names, lower case.
+    pub bypass_apps: Vec<String>,
+    /// Mode all: DNS goes through the tunnel too.
+    pub steer_dns: bool,
+    /// RFC 1918 destinations are steered.
+    pub private_apps: bool,
+    /// Block steered flows while the tunnel is down.
+    pub fail_close: bool,
+}
+
+/// One flow as the driver sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// The app's process name.
+    pub process: String,
+    /// The names of the destination, most recent first (empty: no DNS answer seen).
+    pub names: Vec<String>,
+    /// The destination.
+    pub dst: SocketAddr,
+}
+
+/// A verdict with its reason and the host it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: Reason,
+    /// The host name the decision used (the destination IP when no name is known).
+    pub host: String,
+}
+
+impl Steering {
+    /// Parses exception entries: domains, `*.domains`, IPs and CIDRs.
+    pub fn add_exception(&mut self, entry: &str) {
+        if let Some(net) = parse_net(entry) {
+            self.exception_nets.push(net);
+        } else {
+            self.exception_domains.insert(entry);
+        }
+    }
+
+    /// The verdict for `flow` with the tunnel up or down.
+    pub fn decide(&self, flow: &FlowInfo, tunnel_up: bool) -> Decision {
+        let ip = flow.dst.ip();
+        let port = flow.dst.port();
+        let managed_name = flow.names.iter().find(|n| self.managed.matches(n));
+        let host = managed_name
+            .or(flow.names.first())
+            .cloned()
+            .unwrap_or_else(|| ip.to_string());
+        let decision = |verdict, reason| Decision {
+            verdict,
+            reason,
+            host: host.clone(),
+        };
+        let port_steered = self.ports.contains(&port);
+        match self.mode {
+            Mode::CloudApps if managed_name.is_none() => return decision(Verdict::Direct, Reason::NotManaged),
+            Mode::CloudApps | Mode::Web if !port_steered => {
+                return decision(Verdict::Direct, Reason::PortNotSteered(port));
+            }
+            Mode::All if port == 53 && !self.steer_dns => return decision(Verdict::Direct, Reason::DnsNotSteered),
+            _ => {}
+        }
+        let process = flow.process.to_ascii_lowercase();
+        if let Some(app) = self.bypass_apps.iter().find(|a| **a == process) {
+            return decision(Verdict::Bypassed, Reason::BypassApp(app.clone()));
+        }
+        if let Some(pattern) = flow.names.iter().find_map(|n| self.exception_domains.find(n)) {
+            return decision(Verdict::Bypassed, Reason::DomainException(pattern));
+        }
+        if let Some((net, len)) = self.exception_nets.iter().find(|(net, len)| in_net(ip, *net, *len)) {
+            return decision(Verdict::Bypassed, Reason::IpException(format!("{net}/{len}")));
+        }
+        if !self.private_apps && is_private(ip) {
+            return decision(Verdict::Bypassed, Reason::PrivateAddress);
+        }
+        match (tunnel_up, self.fail_close) {
+            (true, _) => decision(Verdict::Tunneled, Reason::Steered),
+            (false, true) => decision(Verdict::Blocked, Reason::FailClose),
+            (false, false) => decision(Verdict::Direct, Reason::FailOpen),
+        }
+    }
+}
+
+/// RFC 1918 (IPv4) and unique local (IPv6) addresses.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// `a.b.c.d`, `a.b.c.d/n` and IPv6 forms.
+pub fn parse_net(entry: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match entry.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (entry, None),
+    };
+    let ip: IpAddr = addr.trim().parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((ip, len))
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
