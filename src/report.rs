@@ -33,6 +33,8 @@ pub struct FlowRecord {
     pub verdict: Verdict,
     /// Why.
     pub reason: String,
+    /// What the app saw: connected, reset, timed out, refused by the gateway...
+    pub outcome: String,
 }
 
 /// Everything one run produced.
@@ -73,12 +75,13 @@ impl RunReport {
         }
         for flow in &self.flows {
             out.push_str(&format!(
-                "flow {} {} {} {} ({})\n",
+                "flow {} {} {} {} ({}; {})\n",
                 flow.process,
                 flow.host,
                 flow.addr,
                 flow.verdict.as_str(),
-                flow.reason
+                flow.reason,
+                flow.outcome
             ));
         }
         out

@@ -64,7 +64,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             gateway_port: gw_addr.port(),
             tunnel: TunnelProto::Tls,
             dtls_available: false,
-            fail_close: false,
+            steering: Default::default(),
             seed: 1,
         };
         let shell = Shell::new(

@@ -139,3 +139,45 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text = unix ms`.
+    const GOOD: &str = "
+1970-01-01T00:00:00Z = 0
+1969-12-31T23:59:59.999Z = -1
+2019-10-14T11:40:40Z = 1571053240000
+2019-10-14T13:40:40+02:00 = 1571053240000
+2019-10-14T06:10:40-05:30 = 1571053240000
+2019-10-14t11:40:40.5z = 1571053240500
+2019-10-14 11:40:40.123456789Z = 1571053240123
+2000-02-29T00:00:00Z = 951782400000
+2000-03-01T00:00:00Z = 951868800000
+2024-02-29T12:00:00Z = 1709208000000
+9999-12-31T23:59:59.999Z = 253402300799999
+";
+    const BAD: &str = "1900-02-29T00:00:00Z|2023-02-29T00:00:00Z|2019-04-31T00:00:00Z|\
+        2019-13-01T00:00:00Z|2019-10-14T24:00:00Z|2019-10-14T11:40:60Z|2019-10-14T11:40:40|\
+        2019-10-14T11:40:40+2:00|2019-10-14|2019-10-14T11:40:40.Z|2019-10-14T11:40:40+24:00|\
+        ２019-10-14T11:40:40Z|2019-10-14T11:40:40Zjunk|";
+
+    #[test]
+    fn leap_years_epoch_and_offsets() {
+        for case in GOOD.trim().lines() {
+            let (text, unix_ms) = case.split_once(" = ").unwrap_or_default();
+            let unix_ms: i64 = unix_ms.parse().unwrap_or(i64::MIN);
+            assert_eq!(parse_clock(text), Ok(unix_ms), "{text}");
+            assert_eq!(parse_clock(&format_clock(unix_ms)), Ok(unix_ms), "{text}");
+        }
+        assert_eq!(format_clock(1_571_053_240_000), "2019-10-14T11:40:40Z");
+    }
+
+    #[test]
+    fn rejects_impossible_dates() {
+        for text in BAD.split('|') {
+            assert!(parse_clock(text).is_err(), "{text}");
+        }
+    }
+}

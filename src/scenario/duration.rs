@@ -128,3 +128,27 @@ fn to_nanos(number: &str, unit_ns: u128) -> Result<u128, &'static str> {
     }
     total.checked_add(scaled / scale).ok_or("is too large")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        assert_eq!(parse_duration("2.50s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("0.000001ms"), Ok(Duration::from_nanos(1)));
+        assert_eq!(format_duration(Duration::from_secs(60)), "1m");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "90m");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_duration() {
+        let bad = "|10|-1s|s|1.s|.5s|1..5s|5 s| 5s|5sec|5S|1.0000000001ms|99999999999999999999999h";
+        for text in bad.split('|') {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+        assert!(parse_duration("18446744073709551616s").is_err());
+    }
+}

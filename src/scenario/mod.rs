@@ -250,7 +250,7 @@ fn did_you_mean<'w>(input: &str, words: impl Iterator<Item = &'w str> + Clone) -
 }
 
 /// The candidate closest to `input`, if it is close enough to be a typo.
-pub(crate) fn nearest<'a>(
+fn nearest<'a>(
     input: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -263,7 +263,7 @@ pub(crate) fn nearest<'a>(
 }
 
 /// Turns toml's syntax and shape errors (unknown keys, wrong types) into a [`LoadError`].
-pub(crate) fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
+fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
     let span = error.span().unwrap_or(0..0);
     let message = error.message().trim_end();
     if message.starts_with("unknown field `") {

@@ -244,3 +244,36 @@ pub(super) fn connect_target(s: &str) -> Result<(String, u16), String> {
     };
     Ok((host, port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BAD_RULES: &str = "|deny any|block 443|block dns/53|block any/443|block tcp/0|\
+        block tcp/70000|block tcp to|block to a b|block 8.8.8.8|block to *.|block to 300.1.1.1|\
+        block to 10.0.0.0/33|Block any|block tcp/443 from x";
+
+    #[test]
+    fn rejects_bad_rules() {
+        for text in BAD_RULES.split('|') {
+            assert!(Rule::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn fills_the_fields() -> Result<(), String> {
+        let dns = Rule::parse("allow dns")?;
+        let want =
+            r#"Rule { action: Allow, proto: Dns, port: None, target: None, text: "allow dns" }"#;
+        assert_eq!(format!("{dns:?}"), want);
+        let ip = Rule::parse("block to 1.2.3.4")?.target;
+        assert_eq!(ip, Some(RuleTarget::Ip([1, 2, 3, 4].into())));
+        let rule = Rule::parse("  block   to  *.Example.COM ")?;
+        assert_eq!(
+            rule.target,
+            Some(RuleTarget::Wildcard("example.com".into()))
+        );
+        assert_eq!(rule.text, "block   to  *.Example.COM");
+        Ok(())
+    }
+}

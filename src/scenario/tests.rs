@@ -21,93 +21,66 @@ fn with(extra: &str) -> Result<Scenario, LoadError> {
 }
 
 fn fail(result: Result<Scenario, LoadError>) -> LoadError {
-    result
-        .err()
-        .unwrap_or_else(|| panic!("expected a load error"))
+    result.expect_err("expected a load error")
 }
 
-/// Every loaded value, one `key: Debug` line per part (rules in their canonical text).
-fn summary(s: &Scenario) -> String {
-    let rules = |rules: &[Rule]| rules.iter().map(Rule::to_string).collect::<Vec<_>>();
-    let n = &s.network;
-    let mut lines = vec![
-        format!("name: {:?}", s.name),
-        format!("description: {:?}", s.description),
-        format!(
-            "seed, duration, clock: {:?}",
-            (s.seed, s.duration, s.clock_unix_ms)
-        ),
-        format!("tenant: {:?}", s.tenant),
-        format!("client: {:?}", s.client),
-        format!("dns: {:?}", s.dns),
-        format!("steering: {:?}", s.steering),
-    ];
-    lines.extend(s.pops.iter().map(|p| format!("pop: {p:?}")));
-    lines.push(format!("backup: {:?}", s.backup));
-    lines.push(format!("origins: {:?}", s.origins));
-    lines.push(format!("host_firewall: {:?}", rules(&n.host_firewall)));
-    lines.push(format!(
-        "perimeter_firewall: {:?}",
-        rules(&n.perimeter_firewall)
-    ));
-    lines.push(format!("proxy: {:?}", n.proxy));
-    lines.push(format!(
-        "pac, direct_egress: {:?}",
-        (&n.pac, n.direct_egress)
-    ));
-    lines.extend(s.events.iter().map(|e| format!("event: {e:?}")));
-    lines.push(format!("expect: {:?}", s.expect));
-    lines.join("\n")
+/// A `Debug` rendering written over several lines: each line break stands for a space.
+fn joined(lines: &str) -> String {
+    lines.trim().replace('\n', " ")
 }
 
 const EXAMPLE_LOADED: &str = r#"
-name: "DoH blocked: agent falls back to LDNS"
-description: "free text shown by steerlab run"
-seed, duration, clock: (7, 120s, 1571053240000)
-tenant: Tenant { name: "acme", region: Global, gslb: false }
-client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false }
-dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted }
-steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.box.com"], exceptions: ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"], bypass_apps: ["zoom.us", "Teams.exe"], steer_dns: false, private_apps: false }
-pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted }
-pop: Pop { name: "fra1", location: "eu-west", ip: 8.36.117.35, latency: 90ms, cert: Trusted }
-backup: Backup { ip: Some(8.36.118.35), location: Some("eu-west"), latency: 90ms, cert: Trusted }
-origins: [Origin { host: "www.box.com", ip: 107.152.27.197 }]
-host_firewall: ["allow tcp/443 to *.goskope.com", "block any"]
-perimeter_firewall: ["block udp/443", "inspect tcp/443"]
-proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual })
-pac, direct_egress: (Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), true)
-event: Event { at: 0ns, action: Start }
-event: Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false } }
-event: Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } }
-event: Event { at: 90s, action: Partition { host: "nyc1" } }
-expect: Expect { resolved_by: Some(Ldns), gateway: Some("nyc1"), tunnel: Some(Tls), flows: Some([ExpectFlow { process: Some("chrome.exe"), host: Some("www.box.com"), verdict: Some(Tunneled) }]) }
+Scenario { path: "scenarios/t.toml",
+name: "DoH blocked: agent falls back to LDNS",
+description: "free text shown by steerlab run",
+seed: 7, duration: 120s, clock_unix_ms: 1571053240000,
+tenant: Tenant { name: "acme", region: Global, gslb: false },
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false },
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted },
+steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.box.com"], exceptions: ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"], bypass_apps: ["zoom.us", "Teams.exe"], steer_dns: false, private_apps: false },
+pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted },
+Pop { name: "fra1", location: "eu-west", ip: 8.36.117.35, latency: 90ms, cert: Trusted }],
+backup: Backup { ip: Some(8.36.118.35), location: Some("eu-west"), latency: 90ms, cert: Trusted },
+origins: [Origin { host: "www.box.com", ip: 107.152.27.197 }],
+network: Network { host_firewall: [Rule { action: Allow, proto: Tcp, port: Some(443), target: Some(Wildcard("goskope.com")), text: "allow tcp/443 to *.goskope.com" },
+Rule { action: Block, proto: Any, port: None, target: None, text: "block any" }],
+perimeter_firewall: [Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" },
+Rule { action: Inspect, proto: Tcp, port: Some(443), target: None, text: "inspect tcp/443" }],
+proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual }),
+pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true },
+events: [Event { at: 0ns, action: Start },
+Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false } },
+Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } },
+Event { at: 90s, action: Partition { host: "nyc1" } }],
+expect: Expect { resolved_by: Some(Ldns), gateway: Some("nyc1"), tunnel: Some(Tls),
+flows: Some([ExpectFlow { process: Some("chrome.exe"), host: Some("www.box.com"), verdict: Some(Tunneled) }]) } }
 "#;
 
 const MINIMAL_LOADED: &str = r#"
-name: "m"
-description: ""
-seed, duration, clock: (0, 60s, 1571053240000)
-tenant: Tenant { name: "acme", region: Global, gslb: false }
-client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false }
-dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted }
-steering: Steering { mode: CloudApps, ports: [80, 443], managed: [], exceptions: [], bypass_apps: [], steer_dns: false, private_apps: false }
-pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Trusted }
-backup: Backup { ip: None, location: None, latency: 20ms, cert: Trusted }
-origins: []
-host_firewall: []
-perimeter_firewall: []
-proxy: None
-pac, direct_egress: (None, true)
-expect: Expect { resolved_by: None, gateway: None, tunnel: None, flows: None }
+Scenario { path: "scenarios/t.toml",
+name: "m",
+description: "",
+seed: 0, duration: 60s, clock_unix_ms: 1571053240000,
+tenant: Tenant { name: "acme", region: Global, gslb: false },
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false },
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted },
+steering: Steering { mode: CloudApps, ports: [80, 443], managed: [], exceptions: [], bypass_apps: [], steer_dns: false, private_apps: false },
+pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Trusted }],
+backup: Backup { ip: None, location: None, latency: 20ms, cert: Trusted },
+origins: [],
+network: Network { host_firewall: [],
+perimeter_firewall: [],
+proxy: None,
+pac: None, direct_egress: true },
+events: [],
+expect: Expect { resolved_by: None, gateway: None, tunnel: None,
+flows: None } }
 "#;
 
 #[test]
 fn contract_example_loads() -> Result<(), LoadError> {
     let s = load(EXAMPLE)?;
-    assert_eq!(summary(&s), EXAMPLE_LOADED.trim());
-    assert_eq!(s.path, Path::new("scenarios/t.toml"));
-    let wildcard = Some(RuleTarget::Wildcard("goskope.com".into()));
-    assert_eq!(s.network.host_firewall[0].target, wildcard);
+    assert_eq!(format!("{s:?}"), joined(EXAMPLE_LOADED));
     assert!(!s.client.version.at_least(96, 1) && s.client.version.at_least(95, 1));
     Ok(())
 }
@@ -115,50 +88,54 @@ fn contract_example_loads() -> Result<(), LoadError> {
 #[test]
 fn every_default() -> Result<(), LoadError> {
     let s = load(MINIMAL)?;
-    assert_eq!(summary(&s), MINIMAL_LOADED.trim());
+    assert_eq!(format!("{s:?}"), joined(MINIMAL_LOADED));
     assert_eq!(Ok(s.clock_unix_ms), parse_clock(DEFAULT_CLOCK));
     assert_eq!((&s.dns, &s.backup), (&Dns::default(), &Backup::default()));
     assert_eq!(
         (&s.tenant, &s.client),
         (&Tenant::default(), &Client::default())
     );
-    assert_eq!(s.steering, Steering::default());
-    assert_eq!(s.network, Network::default());
+    assert_eq!(
+        (&s.steering, &s.network),
+        (&Steering::default(), &Network::default())
+    );
     // ldns_location follows client.location.
     let s = with("[client]|location = 'ap-south'")?;
     assert_eq!(s.dns.ldns_location, "ap-south");
     Ok(())
 }
 
-/// What the extension keys change, as the `summary` lines that differ from the defaults.
 const EXTENSIONS: &str = "cert = 'expired'|[dns]|doh_behaviour = 'http_503'|\
     ldns_behaviour = 'slow_answer:15s'|doh_cert = 'untrusted'|[backup]|cert = 'untrusted'|\
     [tenant]|region = 'eu'|gslb = true|[client]|version = '96.1'|\
     [[events]]|at = '5s'|do = 'stop'|[[events]]|at = '1.5s'|do = 'repair'|host = 'DoH'";
+/// `(tenant, client.version, dns, pops[0].cert, backup.cert, events)` of `EXTENSIONS`.
 const EXTENSIONS_LOADED: &str = r#"
-tenant: Tenant { name: "acme", region: Eu, gslb: true }
-client: Client { version: ClientVersion { text: "96.1", parts: [96, 1] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false }
-dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: HttpError(503), ldns_behaviour: SlowAnswer(15s), doh_cert: Untrusted }
-pop: Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Expired }
-backup: Backup { ip: None, location: None, latency: 20ms, cert: Untrusted }
-event: Event { at: 1.5s, action: Repair { host: "doh" } }
-event: Event { at: 5s, action: Stop }
+(Tenant { name: "acme", region: Eu, gslb: true },
+ClientVersion { text: "96.1", parts: [96, 1] },
+Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: HttpError(503), ldns_behaviour: SlowAnswer(15s), doh_cert: Untrusted },
+Expired, Untrusted,
+[Event { at: 1.5s, action: Repair { host: "doh" } }, Event { at: 5s, action: Stop }])
 "#;
 
 #[test]
 fn extensions_load() -> Result<(), LoadError> {
     let s = with(EXTENSIONS)?;
-    let changed: Vec<String> = summary(&s)
-        .lines()
-        .filter(|l| !MINIMAL_LOADED.contains(l))
-        .map(String::from)
-        .collect();
-    assert_eq!(changed.join("\n"), EXTENSIONS_LOADED.trim());
+    let parts = (
+        &s.tenant,
+        &s.client.version,
+        &s.dns,
+        s.pops[0].cert,
+        s.backup.cert,
+        &s.events,
+    );
+    assert_eq!(format!("{parts:?}"), joined(EXTENSIONS_LOADED));
     assert!(s.client.version.at_least(96, 1) && !s.client.version.at_least(96, 2));
-    let slow = with("[dns]|doh_behaviour = 'slow_answer'")?
-        .dns
-        .doh_behaviour;
-    assert_eq!(slow, ServerBehaviour::SlowAnswer(Duration::from_secs(30)));
+    let slow = with("[dns]|doh_behaviour = 'slow_answer'")?.dns;
+    assert_eq!(
+        slow.doh_behaviour,
+        ServerBehaviour::SlowAnswer(Duration::from_secs(30))
+    );
     let e = with("[expect]|tunnel = 'down'|flows = []")?.expect;
     assert_eq!((e.tunnel, e.flows), (Some(TunnelState::Down), Some(vec![])));
     let s = load(&format!("clock = 2019-10-14T13:40:40+02:00\n{MINIMAL}"))?;
@@ -171,12 +148,8 @@ fn events_sort_stably_by_time() -> Result<(), LoadError> {
     let s = with(
         "[[events]]|at='2s'|do='stop'|[[events]]|at='1s'|do='start'|[[events]]|at='2s'|do='start'",
     )?;
-    let got: Vec<String> = s
-        .events
-        .iter()
-        .map(|e| format!("{:?}", (e.at, &e.action)))
-        .collect();
-    assert_eq!(got.join(" "), "(1s, Start) (2s, Stop) (2s, Start)");
+    let got: Vec<_> = s.events.iter().map(|e| (e.at, &e.action)).collect();
+    assert_eq!(format!("{got:?}"), "[(1s, Start), (2s, Stop), (2s, Start)]");
     Ok(())
 }
 
@@ -263,63 +236,38 @@ fn errors_point_at_the_value_and_say_what_to_write() {
         assert!(got.starts_with(want), "{e}");
         assert!(help.is_none() || help == e.help.as_deref(), "{e}");
     }
-    let top = [
-        ("", "missing required key `name`"),
-        ("name = 'x'", "no [[pops]]"),
-        ("name = ' '", "empty name"),
-    ];
-    for (text, want) in top {
-        let e = fail(load(text));
-        assert!(e.line == 1 && e.message.starts_with(want), "{e}");
-    }
+    assert_eq!(fail(load("")).message, "missing required key `name`");
+    assert!(fail(load("name = 'x'")).message.starts_with("no [[pops]]"));
+    assert_eq!(fail(load("name = ' '")).message, "empty name");
     let e = fail(load(&format!("clock = 2019-10-14T11:40:40\n{MINIMAL}")));
-    assert!(
-        e.message.ends_with("missing offset (add `Z` for UTC)"),
-        "{e}"
-    );
+    assert!(e.message.ends_with("missing offset (add `Z` for UTC)"));
 }
 
 #[test]
 fn contract_words_serialize() -> Result<(), serde_json::Error> {
     let words = (Verdict::Bypassed, ResolvedBy::Gslb, TunnelState::Down);
-    assert_eq!(
-        serde_json::to_string(&words)?,
-        r#"["bypassed","GSLB","down"]"#
-    );
+    let json = serde_json::to_string(&words)?;
+    assert_eq!(json, r#"["bypassed","GSLB","down"]"#);
     assert_eq!(ResolvedBy::Edns.as_str(), "EDNS");
     assert_eq!(Verdict::Direct.to_string(), "direct");
     Ok(())
 }
 
+const CANONICAL_RULES: &str = "allow tcp/443 to *.goskope.com|block any|reset udp/53|\
+    inspect tcp/443|redirect tcp/80 to portal.example|block dns to 8.8.8.8|\
+    block any to 203.0.113.0/24|allow any to 2001:db8::1";
+
+/// The round trips through the public API; edge cases are tested next to each grammar.
 #[test]
-fn duration_round_trips() {
+fn grammars_round_trip() -> Result<(), String> {
     for text in "250ms 10s 1.5s 2m 1h 0s 90s 1.5ms 0.001ms 36h 1.000000001s".split(' ') {
-        assert_eq!(
-            parse_duration(text).map(format_duration).as_deref(),
-            Ok(text)
-        );
+        let back = parse_duration(text).map(format_duration);
+        assert_eq!(back.as_deref(), Ok(text));
     }
-    assert_eq!(parse_duration("2.50s"), Ok(Duration::from_millis(2500)));
-    assert_eq!(format_duration(Duration::from_secs(60)), "1m");
     let odd = [1, 12_345_678_901_234, u64::MAX].map(Duration::from_nanos);
     for d in odd.into_iter().chain([Duration::MAX]) {
         assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
     }
-    let bad = "|10|-1s|s|1.s|.5s|1..5s|5 s|5sec|1.0000000001ms|99999999999999999999999h";
-    for text in bad.split('|') {
-        assert!(parse_duration(text).is_err(), "{text}");
-    }
-}
-
-const CANONICAL_RULES: &str = "allow tcp/443 to *.goskope.com|block any|reset udp/53|\
-    inspect tcp/443|redirect tcp/80 to portal.example|block dns to 8.8.8.8|\
-    block any to 203.0.113.0/24|allow any to 2001:db8::1";
-const BAD_RULES: &str = "|deny any|block 443|block dns/53|block any/443|block tcp/0|\
-    block tcp/70000|block tcp to|block to a b|block 8.8.8.8|block to *.|block to 300.1.1.1|\
-    block to 10.0.0.0/33|Block any";
-
-#[test]
-fn rule_round_trips() -> Result<(), String> {
     for text in CANONICAL_RULES.split('|') {
         let rule = Rule::parse(text)?;
         assert_eq!(rule.to_string(), text);
@@ -327,60 +275,21 @@ fn rule_round_trips() -> Result<(), String> {
     }
     let rule = Rule::parse("  block   to  Example.COM ")?;
     assert_eq!(rule.to_string(), "block any to example.com");
-    assert_eq!(rule.text, "block   to  Example.COM");
-    let dns = Rule::parse("allow dns")?;
-    assert_eq!(
-        format!("{dns:?}"),
-        r#"Rule { action: Allow, proto: Dns, port: None, target: None, text: "allow dns" }"#
-    );
-    let ip = Rule::parse("block to 1.2.3.4")?.target;
-    assert_eq!(ip, Some(RuleTarget::Ip([1, 2, 3, 4].into())));
-    for bad in BAD_RULES.split('|') {
-        assert!(Rule::parse(bad).is_err(), "{bad}");
+    assert_eq!(Rule::parse(&rule.to_string())?.target, rule.target);
+    for unix_ms in [0, -1, 951_868_800_000, 1_571_053_240_123] {
+        assert_eq!(parse_clock(&format_clock(unix_ms)), Ok(unix_ms));
     }
     Ok(())
 }
 
-/// `text = unix ms`.
-const GOOD_CLOCKS: &str = "
-1970-01-01T00:00:00Z = 0
-1969-12-31T23:59:59.999Z = -1
-2019-10-14T11:40:40Z = 1571053240000
-2019-10-14T13:40:40+02:00 = 1571053240000
-2019-10-14T06:10:40-05:30 = 1571053240000
-2019-10-14t11:40:40.5z = 1571053240500
-2019-10-14T11:40:40.123456789Z = 1571053240123
-2000-02-29T00:00:00Z = 951782400000
-2000-03-01T00:00:00Z = 951868800000
-2024-02-29T12:00:00Z = 1709208000000
-9999-12-31T23:59:59.999Z = 253402300799999
-";
-const BAD_CLOCKS: &str = "1900-02-29T00:00:00Z 2023-02-29T00:00:00Z 2019-04-31T00:00:00Z \
-    2019-13-01T00:00:00Z 2019-10-14T24:00:00Z 2019-10-14T11:40:60Z 2019-10-14T11:40:40 \
-    2019-10-14T11:40:40+2:00 2019-10-14 2019-10-14T11:40:40.Z 2019-10-14T11:40:40+24:00 \
-    ２019-10-14T11:40:40Z";
-
-#[test]
-fn clock_parser_edges() {
-    for case in GOOD_CLOCKS.trim().lines() {
-        let (text, unix_ms) = case.split_once(" = ").unwrap_or_default();
-        let unix_ms: i64 = unix_ms.parse().unwrap_or(i64::MIN);
-        assert_eq!(parse_clock(text), Ok(unix_ms), "{text}");
-        assert_eq!(parse_clock(&format_clock(unix_ms)), Ok(unix_ms), "{text}");
-    }
-    for text in BAD_CLOCKS.split(' ') {
-        assert!(parse_clock(text).is_err(), "{text}");
-    }
-}
-
 #[test]
 fn odd_input_never_panics() {
-    for text in "\u{feff}|\r\n\r\n|é = 1|a.b.c = 1|[pops]\nname = 1|\t\tx = 'y'|[[pops]]\n[[pops]]"
-        .split('|')
-    {
+    let odd = "\u{feff}|\r\n\r\n|é = 1|a.b.c = 1|[pops]\nname = 1|\t\tx = 'y'|[[pops]]\n[[pops]]";
+    for text in odd.split('|') {
         let e = fail(load(text));
+        let shown = e.to_string();
         assert!(
-            e.to_string().starts_with("error: ") && e.line >= 1 && e.column >= 1,
+            shown.starts_with("error: ") && e.line >= 1 && e.column >= 1,
             "{e}"
         );
     }

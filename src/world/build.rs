@@ -10,16 +10,19 @@ use agent::shell::{Command, Shell, ShellConfig, WallClock};
 use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
+use super::apps::{AppRequest, Apps};
 use super::net::SimNet;
+use super::timeline::Timeline;
 use super::path::Path;
 use super::pki::{Authority, Pki, PkiError};
 use super::registry::{AddressClash, HostEntry, Registry, Role};
 use super::serve::{self, WorldClock, WorldDialer};
 use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
-use crate::report::{Outcome, RunReport};
+use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
-    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, TunnelProto, TunnelState,
+    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode, TunnelProto,
+    TunnelState,
 };
 
 /// Why a world could not be built or run.
@@ -64,7 +67,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldErr
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry()
         .with(CaptureLayer::new(capture.clone(), move || clock.now_unix_ms()));
-    let (outcome, timeline) =
+    let (outcome, timeline, flows) =
         tracing::subscriber::with_default(subscriber, || drive(scenario, &plan, seed, clock))?;
     Ok(RunReport {
         name: scenario.name.clone(),
@@ -75,7 +78,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldErr
         log: capture.lines(),
         timeline,
         outcome,
-        flows: Vec::new(),
+        flows,
     })
 }
 
@@ -101,10 +104,14 @@ fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
     if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
         return unsupported("an explicit proxy or PAC file".to_string(), "remove [network] proxy and pac for now");
     }
-    if let Some(e) = scenario.events.iter().find(|e| matches!(e.action, EventAction::Connect { .. })) {
+    if let Some(e) = scenario
+        .events
+        .iter()
+        .find(|e| matches!(e.action, EventAction::Connect { via_proxy: true, .. }))
+    {
         return unsupported(
-            format!("the app `connect` event at {:?}", e.at),
-            "remove connect events and [[expect.flows]] for now",
+            format!("the app `connect` event at {:?} with via_proxy = true", e.at),
+            "explicit proxies come with the proxy work; set via_proxy = false for now",
         );
     }
     Ok(())
@@ -222,7 +229,9 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
 }
 
 /// Builds the simulation, runs it to the scenario's end, and reads the outcome.
-fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Outcome, Vec<String>), WorldError> {
+type Drive = (Outcome, Vec<String>, Vec<FlowRecord>);
+
+fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Drive, WorldError> {
     let epoch = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
     let mut sim = turmoil::Builder::new()
         .epoch(epoch)
@@ -300,6 +309,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
     )));
     let registry = Arc::new(plan.registry.clone());
     let net = SimNet::new(path.clone(), registry.clone());
+    let app_net = net.clone();
     let config = Config {
         tenant: s.tenant.name.clone(),
         region: match s.tenant.region {
@@ -319,7 +329,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
             TunnelProto::Tls => AgentProto::Tls,
         },
         dtls_available: false,
-        fail_close: s.client.fail_close,
+        steering: steering(s),
         seed,
     };
     let shell_config = ShellConfig {
@@ -330,8 +340,20 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
     let shell = Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
     let status = shell.status();
     let (commands, command_rx) = mpsc::unbounded_channel();
+    let (app_requests, app_rx) = mpsc::unbounded_channel();
+    let timeline = Timeline::default();
+    let flows = Arc::new(Mutex::new(BTreeMap::new()));
+    let apps = Apps {
+        net: app_net,
+        agent: commands.clone(),
+        resolver: SocketAddr::from((s.dns.ldns, DNS_PORT)),
+        client_ip: IpAddr::V4(plan.endpoint),
+        flows: flows.clone(),
+        timeline: timeline.clone(),
+    };
     sim.client(IpAddr::V4(plan.endpoint), async move {
-        shell.run(command_rx).await;
+        tokio::task::spawn_local(shell.run(command_rx));
+        apps.serve(app_rx).await;
         Ok(())
     });
 
@@ -341,12 +363,11 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
     }
 
     // The driver.
-    let mut timeline = Vec::new();
     let mut events = s.events.iter().peekable();
+    let mut connects = 0;
     loop {
         let now = sim.elapsed();
         while let Some(event) = events.next_if(|e| e.at <= now) {
-            let stamp = format!("+{}.{:03}s", now.as_secs(), now.subsec_millis());
             let line = match &event.action {
                 EventAction::Start => {
                     let _ = commands.send(Command::Start);
@@ -375,9 +396,20 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
                     }
                     format!("{} {host}", if cut { "partition" } else { "repair" })
                 }
-                EventAction::Connect { .. } => unreachable!("rejected by check_supported"),
+                EventAction::Connect {
+                    process, host, port, ..
+                } => {
+                    let _ = app_requests.send(AppRequest {
+                        index: connects,
+                        process: process.clone(),
+                        host: host.clone(),
+                        port: *port,
+                    });
+                    connects += 1;
+                    format!("connect {process} {host}:{port}")
+                }
             };
-            timeline.push(format!("{stamp} {line}"));
+            timeline.push_at(now, line);
         }
         if now >= s.duration {
             break;
@@ -406,18 +438,42 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<(Out
             _ => TunnelState::Down,
         },
     };
-    let end = sim.elapsed();
-    timeline.push(format!(
-        "+{}.{:03}s end: tunnel {}{}",
-        end.as_secs(),
-        end.subsec_millis(),
+    timeline.push_at(
+        sim.elapsed(),
+        format!(
+        "end: tunnel {}{}",
         outcome.tunnel.as_str(),
         match (&outcome.gateway, outcome.resolved_by) {
             (Some(g), Some(r)) => format!(" to {g}, resolved by {}", r.as_str()),
             _ => String::new(),
         }
-    ));
-    Ok((outcome, timeline))
+    ),
+    );
+    let flows = flows.lock().map(|f| f.values().cloned().collect()).unwrap_or_default();
+    Ok((outcome, timeline.lines(), flows))
+}
+
+/// The agent's steering configuration from the scenario's `[steering]` table.
+fn steering(s: &Scenario) -> agent::core::steer::Steering {
+    use agent::core::steer::{DomainSet, Mode, Steering};
+    let mut out = Steering {
+        mode: match s.steering.mode {
+            SteeringMode::CloudApps => Mode::CloudApps,
+            SteeringMode::Web => Mode::Web,
+            SteeringMode::All => Mode::All,
+        },
+        ports: s.steering.ports.clone(),
+        managed: DomainSet::new(s.steering.managed.iter().map(String::as_str)),
+        bypass_apps: s.steering.bypass_apps.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        steer_dns: s.steering.steer_dns,
+        private_apps: s.steering.private_apps,
+        fail_close: s.client.fail_close,
+        ..Steering::default()
+    };
+    for entry in &s.steering.exceptions {
+        out.add_exception(entry);
+    }
+    out
 }
 
 fn lock(path: &Mutex<Path>) -> Result<std::sync::MutexGuard<'_, Path>, WorldError> {

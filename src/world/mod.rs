@@ -12,12 +12,14 @@
 //! - [`serve`]: serving routers, the resolver and gateways on turmoil hosts.
 //! - [`build`]: turning a scenario into hosts and zones.
 
+pub mod apps;
 pub mod build;
 pub mod net;
 pub mod path;
 pub mod pki;
 pub mod registry;
 pub mod serve;
+pub mod timeline;
 
 use std::time::Duration;
 

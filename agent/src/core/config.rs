@@ -3,6 +3,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use super::steer::Steering;
+
 /// The tunnel protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TunnelProto {
@@ -59,8 +61,9 @@ pub struct Config {
     pub tunnel: TunnelProto,
     /// Whether the shell can run DTLS at all.
     pub dtls_available: bool,
-    /// Block steered flows while no tunnel is up.
-    pub fail_close: bool,
+    /// The steering configuration (its `fail_close` blocks steered flows while no
+    /// tunnel is up).
+    pub steering: Steering,
     /// Seed of the agent's own RNG (backoff jitter, DNS query ids).
     pub seed: u64,
 }

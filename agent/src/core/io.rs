@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use super::config::TunnelProto;
 use super::log::LogLine;
+use super::steer::Decision;
 
 /// Identifies one IO operation the core asked for; results for an operation the core no
 /// longer waits on are ignored.
@@ -70,6 +71,31 @@ pub enum Action {
     CloseTunnel {
         /// The tunnel.
         op: OpId,
+    },
+    /// Tell the app what the agent decided for its flow.
+    Steer {
+        /// The flow.
+        flow: u32,
+        /// The decision.
+        decision: Decision,
+    },
+    /// Open a tunneled flow on tunnel `op`.
+    OpenFlow {
+        /// The tunnel.
+        op: OpId,
+        /// The flow.
+        flow: u32,
+        /// `host:port` for the gateway to reach.
+        target: String,
+        /// The app's process name.
+        process: String,
+    },
+    /// Tell the app whether its tunneled flow reached the origin.
+    FlowResult {
+        /// The flow.
+        flow: u32,
+        /// `Err` holds the reason it did not.
+        result: Result<(), String>,
     },
     /// Stop operation `op`: its result is no longer wanted.
     Cancel {
@@ -142,4 +168,16 @@ pub enum TunnelEvent {
     },
     /// The established tunnel closed.
     Closed(NetError),
+    /// The gateway reached the origin of a tunneled flow.
+    FlowOpened {
+        /// The flow.
+        flow: u32,
+    },
+    /// The gateway did not open a tunneled flow.
+    FlowRefused {
+        /// The flow.
+        flow: u32,
+        /// The gateway's reason.
+        reason: String,
+    },
 }

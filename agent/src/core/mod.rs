@@ -117,6 +117,8 @@ pub struct Agent {
     failures: u32,
     session: u32,
     keepalive_seq: u64,
+    dns_map: steer::DnsMap,
+    pending_flows: std::collections::BTreeSet<u32>,
 }
 
 #[derive(Debug)]
@@ -172,6 +174,8 @@ impl Agent {
             failures: 0,
             session: 0,
             keepalive_seq: 0,
+            dns_map: steer::DnsMap::default(),
+            pending_flows: std::collections::BTreeSet::new(),
         }
     }
 
@@ -349,7 +353,100 @@ impl Agent {
             (Phase::Connected { op: cur, .. }, TunnelEvent::Closed(err)) if *cur == op => {
                 self.tunnel_down(&err.to_string(), now);
             }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowOpened { flow }) if *cur == op => {
+                if self.pending_flows.remove(&flow) {
+                    self.push(Action::FlowResult { flow, result: Ok(()) });
+                }
+            }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowRefused { flow, reason }) if *cur == op => {
+                if self.pending_flows.remove(&flow) {
+                    self.log(
+                        Level::Warning,
+                        "nsTunnel",
+                        format!("{} [sessId {}] Gateway refused flow {flow}: {reason}", self.proto.as_str(), self.session),
+                    );
+                    self.push(Action::FlowResult { flow, result: Err(reason) });
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// The driver saw a DNS answer going to an app: learn its names.
+    pub fn handle_app_dns(&mut self, answer: &[u8], now: Instant) {
+        self.dns_map.expire(now);
+        if let Err(e) = self.dns_map.learn(answer, now) {
+            self.log(Level::Warning, "nsDnsCache", format!("ignored a DNS answer: {e}"));
+        }
+    }
+
+    /// The driver saw an app open a flow (its SYN) from `src` to `dst`: decide.
+    pub fn handle_app_flow(&mut self, flow: u32, process: &str, src: SocketAddr, dst: SocketAddr, now: Instant) {
+        let names = self.dns_map.names(dst.ip(), now).into_iter().map(String::from).collect();
+        let info = steer::FlowInfo {
+            process: process.to_string(),
+            names,
+            dst,
+        };
+        let tunnel = match self.phase {
+            Phase::Connected { op, .. } => Some(op),
+            _ => None,
+        };
+        let decision = self.config.steering.decide(&info, tunnel.is_some());
+        let (host, ip, port) = (decision.host.clone(), dst.ip(), dst.port());
+        use steer::{Reason, Verdict};
+        let line = match (&decision.verdict, &decision.reason) {
+            (Verdict::Tunneled, _) => (
+                Level::Info,
+                "nsTunnel",
+                format!(
+                    "{} [sessId {}] Tunneling flow from addr: {src}, process: {process} to host: {host}, addr: {dst}",
+                    self.proto.as_str(),
+                    self.session
+                ),
+            ),
+            (_, Reason::BypassApp(_)) => (
+                Level::Info,
+                "BypassAppMgr",
+                format!("Bypassing connection from process: {process}, host: {host}"),
+            ),
+            (_, Reason::DomainException(_)) => (
+                Level::Info,
+                "BypassAppMgr",
+                format!("bypassing flow to exception host: {host}, process: {process}, Dest IP: {ip}, Dest Port: {port}"),
+            ),
+            (_, Reason::IpException(_)) => (
+                Level::Info,
+                "ExceptiontMgr",
+                format!("IP {ip} is found in IP address range Exception List"),
+            ),
+            (_, Reason::PrivateAddress) => (
+                Level::Info,
+                "BypassAppMgr",
+                format!("Bypassing flow from process: {process} to private ip: {ip}, Port: {port}, host: {host}"),
+            ),
+            (Verdict::Blocked, reason) => (
+                Level::Warning,
+                "nsTunnel",
+                format!("Dropping flow from process: {process} to host: {host}, addr: {dst}: {reason}"),
+            ),
+            (_, reason) => (
+                Level::Info,
+                "nsTunnel",
+                format!("Not tunneling flow from process: {process} to host: {host}, addr: {dst}: {reason}"),
+            ),
+        };
+        self.log(line.0, line.1, line.2);
+        let tunneled = decision.verdict == Verdict::Tunneled;
+        self.push(Action::Steer { flow, decision });
+        if let (true, Some(op)) = (tunneled, tunnel) {
+            self.pending_flows.insert(flow);
+            self.push(Action::OpenFlow {
+                op,
+                flow,
+                target: format!("{host}:{port}"),
+                process: process.to_string(),
+            });
         }
     }
 
@@ -664,6 +761,12 @@ impl Agent {
         self.timers.remove(&Timer::KeepaliveSend);
         self.timers.remove(&Timer::KeepaliveDeadline);
         self.push(Action::CloseTunnel { op });
+        for flow in std::mem::take(&mut self.pending_flows) {
+            self.push(Action::FlowResult {
+                flow,
+                result: Err("tunnel closed".to_string()),
+            });
+        }
         self.log(
             Level::Error,
             "nsTunnel",

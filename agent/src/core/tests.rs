@@ -20,7 +20,7 @@ fn config() -> Config {
         gateway_port: 443,
         tunnel: TunnelProto::Tls,
         dtls_available: false,
-        fail_close: false,
+        steering: Default::default(),
         seed: 1,
     }
 }

@@ -15,12 +15,15 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::{mpsc, watch};
+use std::net::SocketAddr;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use net::{Datagram, Net, TokioNet, WallClock};
 pub use tls::classify as classify_io_error;
 
+use crate::core::steer::Decision;
 use crate::core::{Action, Agent, Config, DohOutcome, LdnsOutcome, Level, LogLine, OpId, Status, TunnelEvent};
 use crate::wire::Frame;
 
@@ -47,13 +50,40 @@ pub enum ShellError {
     BadCertificate(#[from] rustls::Error),
 }
 
-/// Commands from the outside world (the user, the simulator's script).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Commands from the outside world: the user, and what the client's driver sees of the
+/// endpoint's apps.
+#[derive(Debug)]
 pub enum Command {
     /// Enable the client.
     Start,
     /// Disable the client.
     Stop,
+    /// A DNS answer on its way to an app.
+    AppDns(Vec<u8>),
+    /// An app opens a flow (its SYN); the decision comes back on `reply`.
+    AppFlow(AppFlow),
+}
+
+/// An app's new flow.
+#[derive(Debug)]
+pub struct AppFlow {
+    /// The app's process name.
+    pub process: String,
+    /// The app's address and port.
+    pub src: SocketAddr,
+    /// Where it goes.
+    pub dst: SocketAddr,
+    /// Gets the agent's decision.
+    pub reply: oneshot::Sender<FlowDecision>,
+}
+
+/// The agent's answer to an [`AppFlow`].
+#[derive(Debug)]
+pub struct FlowDecision {
+    /// The verdict and why.
+    pub decision: Decision,
+    /// For a tunneled flow: whether the gateway reached the origin.
+    pub opened: Option<oneshot::Receiver<Result<(), String>>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +104,9 @@ pub struct Shell<N: Net> {
     events_tx: mpsc::UnboundedSender<ShellEvent>,
     events_rx: mpsc::UnboundedReceiver<ShellEvent>,
     status: watch::Sender<Status>,
+    next_flow: u32,
+    waiting_verdict: BTreeMap<u32, oneshot::Sender<FlowDecision>>,
+    waiting_open: BTreeMap<u32, oneshot::Sender<Result<(), String>>>,
 }
 
 impl<N: Net> Shell<N> {
@@ -94,6 +127,9 @@ impl<N: Net> Shell<N> {
             events_tx,
             events_rx,
             status,
+            next_flow: 0,
+            waiting_verdict: BTreeMap::new(),
+            waiting_open: BTreeMap::new(),
         })
     }
 
@@ -120,6 +156,13 @@ impl<N: Net> Shell<N> {
                     match command {
                         Some(Command::Start) => self.agent.handle_start(now),
                         Some(Command::Stop) => self.agent.handle_stop(now),
+                        Some(Command::AppDns(answer)) => self.agent.handle_app_dns(&answer, now),
+                        Some(Command::AppFlow(app)) => {
+                            self.next_flow += 1;
+                            let flow = self.next_flow;
+                            self.waiting_verdict.insert(flow, app.reply);
+                            self.agent.handle_app_flow(flow, &app.process, app.src, app.dst, now);
+                        }
                         None => break,
                     }
                 }
@@ -204,6 +247,31 @@ impl<N: Net> Shell<N> {
                 Action::SendKeepalive { op, seq } => {
                     if let Some(tx) = self.tunnels.get(&op) {
                         let _ = tx.send(Frame::Keepalive { seq });
+                    }
+                }
+                Action::Steer { flow, decision } => {
+                    let opened = (decision.verdict == crate::core::steer::Verdict::Tunneled).then(|| {
+                        let (tx, rx) = oneshot::channel();
+                        self.waiting_open.insert(flow, tx);
+                        rx
+                    });
+                    if let Some(reply) = self.waiting_verdict.remove(&flow) {
+                        let _ = reply.send(FlowDecision { decision, opened });
+                    }
+                }
+                Action::OpenFlow {
+                    op,
+                    flow,
+                    target,
+                    process,
+                } => {
+                    if let Some(tx) = self.tunnels.get(&op) {
+                        let _ = tx.send(Frame::Open { flow, target, process });
+                    }
+                }
+                Action::FlowResult { flow, result } => {
+                    if let Some(tx) = self.waiting_open.remove(&flow) {
+                        let _ = tx.send(result);
                     }
                 }
                 Action::CloseTunnel { op } | Action::Cancel { op } => {

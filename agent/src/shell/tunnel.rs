@@ -71,6 +71,10 @@ pub async fn run<N: Net>(
                             Ok(Some(Frame::KeepaliveAck { seq })) => {
                                 report(TunnelEvent::KeepaliveAck { seq });
                             }
+                            Ok(Some(Frame::Opened { flow })) => report(TunnelEvent::FlowOpened { flow }),
+                            Ok(Some(Frame::Refused { flow, reason })) => {
+                                report(TunnelEvent::FlowRefused { flow, reason });
+                            }
                             Ok(Some(_)) => {}
                             Ok(None) => break,
                             Err(e) => {

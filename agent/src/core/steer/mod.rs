@@ -144,6 +144,24 @@ pub struct Decision {
     pub host: String,
 }
 
+impl Default for Steering {
+    /// The client's defaults: cloud-apps mode on ports 80 and 443, nothing managed, no
+    /// exceptions, fail open.
+    fn default() -> Steering {
+        Steering {
+            mode: Mode::CloudApps,
+            ports: vec![80, 443],
+            managed: DomainSet::default(),
+            exception_domains: DomainSet::default(),
+            exception_nets: Vec::new(),
+            bypass_apps: Vec::new(),
+            steer_dns: false,
+            private_apps: false,
+            fail_close: false,
+        }
+    }
+}
+
 impl Steering {
     /// Parses exception entries: domains, `*.domains`, IPs and CIDRs.
     pub fn add_exception(&mut self, entry: &str) {

@@ -1,0 +1,157 @@
+//! The endpoint's apps: each `connect` event is an app that resolves its host through
+//! the OS resolver (the agent's driver sees the answer), opens its flow (the agent sees
+//! the SYN and decides), and then goes through the tunnel or straight through the
+//! network path. What became of every flow is recorded.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::core::dns::{self, Answer};
+use agent::core::steer::Verdict as AgentVerdict;
+use agent::shell::{AppFlow, Command, Datagram, Net};
+use tokio::sync::{mpsc, oneshot};
+
+use super::net::SimNet;
+use super::timeline::Timeline;
+use crate::report::FlowRecord;
+use crate::scenario::Verdict;
+
+/// How long an app waits for its TCP connect (or the gateway's answer for a tunneled
+/// flow) before it gives up.
+pub const APP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an app waits for one answer from the OS resolver, and how many times it asks.
+pub const APP_DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// See [`APP_DNS_TIMEOUT`].
+pub const APP_DNS_TRIES: u32 = 2;
+
+/// One app connection to make.
+#[derive(Debug, Clone)]
+pub struct AppRequest {
+    /// Its place among the scenario's connect events (flows are reported in this order).
+    pub index: usize,
+    /// The process name.
+    pub process: String,
+    /// The host it connects to.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// What the apps share.
+#[derive(Clone)]
+pub struct Apps {
+    /// The endpoint's network.
+    pub net: SimNet,
+    /// The agent's command channel.
+    pub agent: mpsc::UnboundedSender<Command>,
+    /// The OS resolver.
+    pub resolver: SocketAddr,
+    /// The endpoint's address.
+    pub client_ip: IpAddr,
+    /// Flows by index.
+    pub flows: Arc<Mutex<BTreeMap<usize, FlowRecord>>>,
+    /// The world's timeline.
+    pub timeline: Timeline,
+}
+
+impl Apps {
+    /// Runs every request that arrives, each as its own task.
+    pub async fn serve(self, mut requests: mpsc::UnboundedReceiver<AppRequest>) {
+        while let Some(request) = requests.recv().await {
+            tokio::task::spawn_local(self.clone().connect(request));
+        }
+    }
+
+    async fn connect(self, req: AppRequest) {
+        let target = format!("{}:{}", req.host, req.port);
+        let Some((ip, answer)) = self.resolve(&req).await else {
+            self.timeline
+                .push(format!("app {} could not resolve {}: no flow", req.process, req.host));
+            return;
+        };
+        let _ = self.agent.send(Command::AppDns(answer));
+        let dst = SocketAddr::new(ip, req.port);
+        let src = SocketAddr::new(self.client_ip, 50_000 + (req.index as u16 % 10_000));
+        let (reply, decision) = oneshot::channel();
+        let flow = AppFlow {
+            process: req.process.clone(),
+            src,
+            dst,
+            reply,
+        };
+        if self.agent.send(Command::AppFlow(flow)).is_err() {
+            return;
+        }
+        let Ok(decided) = decision.await else {
+            return;
+        };
+        let verdict = match decided.decision.verdict {
+            AgentVerdict::Tunneled => Verdict::Tunneled,
+            AgentVerdict::Bypassed => Verdict::Bypassed,
+            AgentVerdict::Direct => Verdict::Direct,
+            AgentVerdict::Blocked => Verdict::Blocked,
+        };
+        let outcome = match (verdict, decided.opened) {
+            (Verdict::Blocked, _) => "dropped by the agent".to_string(),
+            (Verdict::Tunneled, Some(opened)) => {
+                match tokio::time::timeout(APP_CONNECT_TIMEOUT, opened).await {
+                    Ok(Ok(Ok(()))) => "opened through the tunnel".to_string(),
+                    Ok(Ok(Err(reason))) => format!("refused: {reason}"),
+                    Ok(Err(_)) => "tunnel gone".to_string(),
+                    Err(_) => "timed out waiting for the gateway".to_string(),
+                }
+            }
+            _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
+                Ok(Ok(_stream)) => "connected".to_string(),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "reset".to_string(),
+                Ok(Err(e)) => format!("failed: {e}"),
+                Err(_) => "timed out".to_string(),
+            },
+        };
+        self.timeline.push(format!(
+            "flow {} {target} {} ({outcome})",
+            req.process,
+            verdict.as_str()
+        ));
+        let record = FlowRecord {
+            process: req.process,
+            host: req.host,
+            addr: dst.to_string(),
+            verdict,
+            reason: decided.decision.reason.to_string(),
+            outcome,
+        };
+        if let Ok(mut flows) = self.flows.lock() {
+            flows.insert(req.index, record);
+        }
+    }
+
+    /// Asks the OS resolver (through the network path) for the host's address; returns
+    /// it with the answer bytes the driver saw.
+    async fn resolve(&self, req: &AppRequest) -> Option<(IpAddr, Vec<u8>)> {
+        if let Ok(ip) = req.host.parse::<IpAddr>() {
+            return Some((ip, Vec::new()));
+        }
+        let socket = self.net.bind_udp().await.ok()?;
+        let id = 0x4000 + (req.index as u16 & 0x3fff);
+        let query = dns::build_query(id, &req.host, None);
+        for _ in 0..APP_DNS_TRIES {
+            if socket.send_to(&query, self.resolver).await.is_err() {
+                return None;
+            }
+            let mut buf = vec![0u8; 4096];
+            let Ok(Ok((n, _))) = tokio::time::timeout(APP_DNS_TIMEOUT, socket.recv_from(&mut buf)).await else {
+                continue;
+            };
+            buf.truncate(n);
+            return match dns::read_answer(id, &buf) {
+                Ok(Answer::Addresses(ips)) => Some((IpAddr::V4(ips[0]), buf)),
+                _ => None,
+            };
+        }
+        None
+    }
+}
