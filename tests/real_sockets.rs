@@ -12,7 +12,10 @@ use steerlab::world::pki::{Authority, Pki};
 use steerlab::world::serve::{self, RealDialer};
 use tracing_subscriber::layer::SubscriberExt;
 
-#[allow(clippy::disallowed_methods, reason = "real mode runs on the real clock")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "real mode runs on the real clock"
+)]
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -23,9 +26,12 @@ fn now_ms() -> i64 {
 #[test]
 fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::error::Error>> {
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(CaptureLayer::new(capture.clone(), now_ms));
+    let subscriber =
+        tracing_subscriber::registry().with(CaptureLayer::new(capture.clone(), now_ms));
     let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     let status = local.block_on(&rt, async {
         let mut pki = Pki::new(1, now_ms())?;
@@ -37,7 +43,13 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
         let names = vec!["gateway-acme.goskope.com".to_string()];
         let leaf = pki.leaf(&names, Authority::Tenant, false)?;
         #[allow(clippy::disallowed_methods, reason = "real mode")]
-        let gw = sim_gateway::Gateway::new("nyc1", leaf.chain, leaf.key, SystemTime::now, RealDialer::default())?;
+        let gw = sim_gateway::Gateway::new(
+            "nyc1",
+            leaf.chain,
+            leaf.key,
+            SystemTime::now,
+            RealDialer::default(),
+        )?;
         tokio::task::spawn_local(serve::serve_gateway(gw_listener, gw));
 
         // DNS over HTTPS on 127.0.0.1, answering the gateway name with 127.0.0.1.
@@ -97,7 +109,13 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
     assert_eq!(status.resolved_by, Some(Method::Edns));
     assert_eq!(status.gateway.map(|(_, addr, _)| addr), Some(gw_addr));
     let log = capture.lines().join("\n");
-    assert!(log.contains("dnsResolver Hostname gateway-acme.goskope.com resolved by EDNS"), "{log}");
-    assert!(log.contains("SSL connected to the server: gateway-acme.goskope.com"), "{log}");
+    assert!(
+        log.contains("dnsResolver Hostname gateway-acme.goskope.com resolved by EDNS"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SSL connected to the server: gateway-acme.goskope.com"),
+        "{log}"
+    );
     Ok(())
 }

@@ -24,7 +24,11 @@ fn run_scenario(path: &Path) -> datatest_stable::Result<()> {
     let misses = expect::check(&scenario.expect, &first);
     let negative = path.components().any(|c| c.as_os_str() == "negative");
     if negative && misses.is_empty() {
-        return Err(format!("{}: negative scenario, but no checker fired", path.display()).into());
+        return Err(format!(
+            "{}: negative scenario, but no checker fired",
+            path.display()
+        )
+        .into());
     }
     if !negative && !misses.is_empty() {
         let text: Vec<String> = misses.iter().map(ToString::to_string).collect();

@@ -164,7 +164,9 @@ impl Frame {
                 bytes: payload,
             },
             5 => Frame::Close { flow },
-            6 => Frame::Keepalive { seq: seq("Keepalive")? },
+            6 => Frame::Keepalive {
+                seq: seq("Keepalive")?,
+            },
             _ => Frame::KeepaliveAck {
                 seq: seq("KeepaliveAck")?,
             },
@@ -192,10 +194,20 @@ mod tests {
     #[test]
     fn round_trip() {
         let frames = vec![
-            Frame::Open { flow: 7, target: "www.box.com:443".into(), process: "chrome.exe".into() },
+            Frame::Open {
+                flow: 7,
+                target: "www.box.com:443".into(),
+                process: "chrome.exe".into(),
+            },
             Frame::Opened { flow: 7 },
-            Frame::Refused { flow: 7, reason: "blocked by policy".into() },
-            Frame::Data { flow: 7, bytes: Bytes::from_static(b"hello") },
+            Frame::Refused {
+                flow: 7,
+                reason: "blocked by policy".into(),
+            },
+            Frame::Data {
+                flow: 7,
+                bytes: Bytes::from_static(b"hello"),
+            },
             Frame::Close { flow: 7 },
             Frame::Keepalive { seq: 3 },
             Frame::KeepaliveAck { seq: 3 },

@@ -73,10 +73,10 @@ impl<D: Dialer> Session<D> {
                             Ok(None) => break,
                             Err(e) => return format!("bad frame from the agent: {e}"),
                         };
-                        if let Some(reply) = self.handle(frame, &up_tx) {
-                            if let Err(e) = send(&mut wr, &mut out, &reply).await {
-                                return format!("write failed: {e}");
-                            }
+                        if let Some(reply) = self.handle(frame, &up_tx)
+                            && let Err(e) = send(&mut wr, &mut out, &reply).await
+                        {
+                            return format!("write failed: {e}");
                         }
                     }
                 }
@@ -107,7 +107,13 @@ impl<D: Dialer> Session<D> {
                     "session {} flow {flow} from {process} to {host}:{port}",
                     self.id
                 );
-                tokio::task::spawn_local(open_flow(self.dialer.clone(), flow, host, port, up.clone()));
+                tokio::task::spawn_local(open_flow(
+                    self.dialer.clone(),
+                    flow,
+                    host,
+                    port,
+                    up.clone(),
+                ));
                 None
             }
             Frame::Data { flow, bytes } => {
@@ -125,7 +131,11 @@ impl<D: Dialer> Session<D> {
     }
 }
 
-async fn send<W: AsyncWrite + Unpin>(wr: &mut W, out: &mut BytesMut, frame: &Frame) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut BytesMut,
+    frame: &Frame,
+) -> std::io::Result<()> {
     out.clear();
     frame.encode(out);
     wr.write_all(out).await
@@ -157,7 +167,10 @@ async fn open_flow<D: Dialer>(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let bytes = Bytes::copy_from_slice(&buf[..n]);
-                if up.send(Upstream::Frame(Frame::Data { flow, bytes })).is_err() {
+                if up
+                    .send(Upstream::Frame(Frame::Data { flow, bytes }))
+                    .is_err()
+                {
                     return;
                 }
             }

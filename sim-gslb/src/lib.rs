@@ -46,7 +46,9 @@ pub fn router(state: GslbState) -> Router {
 }
 
 async fn pops(State(state): State<GslbState>, Query(q): Query<PopsQuery>) -> Response {
-    let error = |status: StatusCode, text: &str| (status, Json(serde_json::json!({ "error": text }))).into_response();
+    let error = |status: StatusCode, text: &str| {
+        (status, Json(serde_json::json!({ "error": text }))).into_response()
+    };
     let Some(tenant) = q.tenant else {
         return error(StatusCode::BAD_REQUEST, "missing query parameter `tenant`");
     };
@@ -71,7 +73,10 @@ mod tests {
         GslbState {
             tenant: "acme".into(),
             enabled,
-            pops: Arc::new(vec![PopEntry { name: "nyc1".into(), ip: "8.36.116.35".into() }]),
+            pops: Arc::new(vec![PopEntry {
+                name: "nyc1".into(),
+                ip: "8.36.116.35".into(),
+            }]),
         }
     }
 

@@ -49,8 +49,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
     for file in &files {
         results.push(run_one(file, args, several));
     }
-    let bad = results.iter().filter(|r| matches!(r, Result::BadInput)).count();
-    let failed = results.iter().filter(|r| matches!(r, Result::Ran { passed: false })).count();
+    let bad = results
+        .iter()
+        .filter(|r| matches!(r, Result::BadInput))
+        .count();
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r, Result::Ran { passed: false }))
+        .count();
     if !args.json && several {
         println!(
             "\n{} scenario(s): {} passed, {} failed, {} bad input",
@@ -88,11 +94,11 @@ fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
     let negative = is_negative(file);
     // A negative scenario passes when a checker fires.
     let passed = misses.is_empty() != negative;
-    if let Some(out) = &args.log {
-        if let Err(e) = write_log(out, &report, several) {
-            eprintln!("error: cannot write the log to {}: {e}", out.display());
-            return Result::BadInput;
-        }
+    if let Some(out) = &args.log
+        && let Err(e) = write_log(out, &report, several)
+    {
+        eprintln!("error: cannot write the log to {}: {e}", out.display());
+        return Result::BadInput;
     }
     if args.json {
         println!("{}", report.json(passed));
@@ -129,7 +135,11 @@ fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, p
         let _ = writeln!(
             out,
             "      negative scenario: {}",
-            if misses.is_empty() { "no checker fired (it should have)" } else { "a checker fired, as it should" }
+            if misses.is_empty() {
+                "no checker fired (it should have)"
+            } else {
+                "a checker fired, as it should"
+            }
         );
     }
     for miss in misses {
@@ -149,7 +159,11 @@ fn write_log(out: &Path, report: &RunReport, several: bool) -> std::io::Result<(
     let text: String = report.log.iter().map(|l| format!("{l}\n")).collect();
     if several || out.is_dir() {
         std::fs::create_dir_all(out)?;
-        let stem = report.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let stem = report
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         std::fs::write(out.join(format!("{stem}.log")), text)
     } else {
         std::fs::write(out, text)
@@ -165,7 +179,11 @@ pub fn is_negative(file: &Path) -> bool {
 /// file under `./scenarios` when none is named.
 pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let default = [PathBuf::from("scenarios")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {

@@ -51,7 +51,12 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let line = format_line((self.clock)(), fields.level, &fields.component, &fields.message);
+        let line = format_line(
+            (self.clock)(),
+            fields.level,
+            &fields.component,
+            &fields.message,
+        );
         self.capture.push(line);
     }
 }

@@ -38,7 +38,12 @@ mod tests {
         // 2019-10-14T11:40:49.871Z
         let ms = 1_571_053_249_871;
         assert_eq!(
-            format_line(ms, 2, "dnsResolver", "Failed to resolve gateway-acme.goskope.com by EDNS"),
+            format_line(
+                ms,
+                2,
+                "dnsResolver",
+                "Failed to resolve gateway-acme.goskope.com by EDNS"
+            ),
             "2019/10/14 11:40:49.871 stAgentSvc p1 t1 2 dnsResolver Failed to resolve gateway-acme.goskope.com by EDNS"
         );
     }

@@ -62,8 +62,13 @@ impl Source<'_> {
                 _ => return Err(self.err(v.span(), "`clock` is not a date-time", CLOCK_HELP)),
             },
         };
+        // Checked in file order, so the first error reported is the first in the file.
+        let tenant = self.tenant(raw.tenant)?;
         let client = self.client(raw.client)?;
+        let dns = self.dns(raw.dns, &client)?;
+        let steering = self.steering(raw.steering)?;
         let pops = self.pops(raw.pops.unwrap_or_default())?;
+        let backup = self.backup(raw.backup)?;
         let origins = self.origins(raw.origins.unwrap_or_default())?;
         let network = self.network(raw.network)?;
         let mut hosts: Vec<String> = pops.iter().map(|p| p.name.clone()).collect();
@@ -81,13 +86,13 @@ impl Source<'_> {
             seed: raw.seed.unwrap_or(0),
             duration,
             clock_unix_ms,
-            tenant: self.tenant(raw.tenant)?,
-            dns: self.dns(raw.dns, &client)?,
+            tenant,
             client,
-            steering: self.steering(raw.steering)?,
-            backup: self.backup(raw.backup)?,
+            dns,
+            steering,
             expect: self.expect(raw.expect, &pops)?,
             pops,
+            backup,
             origins,
             network,
             events,
@@ -161,12 +166,9 @@ impl Source<'_> {
 
     fn pops(&self, raw: Vec<Spanned<RawPop>>) -> Res<Vec<Pop>> {
         if raw.is_empty() {
+            let message = "no [[pops]]: a scenario needs at least one gateway PoP";
             let help = "add a [[pops]] table with name, location and ip";
-            return Err(self.err(
-                0..0,
-                "no [[pops]]: a scenario needs at least one gateway PoP",
-                help,
-            ));
+            return Err(self.err(0..0, message, help));
         }
         let mut pops = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -364,15 +366,10 @@ impl Source<'_> {
             }
             gateway = Some(g.get_ref().clone());
         }
-        let flows = match raw.flows {
-            None => None,
-            Some(flows) => Some(
-                flows
-                    .into_iter()
-                    .map(|f| self.flow(f))
-                    .collect::<Res<Vec<_>>>()?,
-            ),
-        };
+        let flows = raw
+            .flows
+            .map(|flows| flows.into_iter().map(|f| self.flow(f)).collect());
+        let flows = flows.transpose()?;
         Ok(Expect {
             resolved_by: self.opt_word(&raw.resolved_by, "resolver")?,
             gateway,

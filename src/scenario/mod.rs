@@ -250,10 +250,7 @@ fn did_you_mean<'w>(input: &str, words: impl Iterator<Item = &'w str> + Clone) -
 }
 
 /// The candidate closest to `input`, if it is close enough to be a typo.
-fn nearest<'a>(
-    input: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
+fn nearest<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let input = input.to_lowercase();
     candidates
         .map(|c| (strsim::jaro_winkler(&input, &c.to_lowercase()), c))

@@ -1,22 +1,21 @@
-//! The file as written: serde structs mirroring the TOML key for key, and the contract
-//! words of every enum. Values that need checking stay `Spanned` strings so the loader
-//! can point at them; `deny_unknown_fields` everywhere makes typos errors.
+//! The file as written: serde structs mirroring the TOML key for key, what absent keys
+//! mean (the model's `Default` impls), and the contract words of every enum. Values that
+//! need checking stay `Spanned` strings so the loader can point at them;
+//! `deny_unknown_fields` everywhere makes typos errors.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
 use super::duration::parse_duration;
-use super::{LoadError, from_toml};
-
-use std::net::Ipv4Addr;
-
 use super::model::{
     Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
     FirewallPlace, Network, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
     ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
 };
+use super::{LoadError, from_toml};
 
 type S = Option<Spanned<String>>;
 

@@ -68,8 +68,10 @@ impl Apps {
     async fn connect(self, req: AppRequest) {
         let target = format!("{}:{}", req.host, req.port);
         let Some((ip, answer)) = self.resolve(&req).await else {
-            self.timeline
-                .push(format!("app {} could not resolve {}: no flow", req.process, req.host));
+            self.timeline.push(format!(
+                "app {} could not resolve {}: no flow",
+                req.process, req.host
+            ));
             return;
         };
         let _ = self.agent.send(Command::AppDns(answer));
@@ -106,7 +108,9 @@ impl Apps {
             }
             _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
                 Ok(Ok(_stream)) => "connected".to_string(),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "reset".to_string(),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    "reset".to_string()
+                }
                 Ok(Err(e)) => format!("failed: {e}"),
                 Err(_) => "timed out".to_string(),
             },
@@ -143,7 +147,9 @@ impl Apps {
                 return None;
             }
             let mut buf = vec![0u8; 4096];
-            let Ok(Ok((n, _))) = tokio::time::timeout(APP_DNS_TIMEOUT, socket.recv_from(&mut buf)).await else {
+            let Ok(Ok((n, _))) =
+                tokio::time::timeout(APP_DNS_TIMEOUT, socket.recv_from(&mut buf)).await
+            else {
                 continue;
             };
             buf.truncate(n);

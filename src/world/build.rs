@@ -5,24 +5,27 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::core::{Config, Method, Region as AgentRegion, Role as AgentRole, TunnelProto as AgentProto, TunnelStatus};
+use agent::core::{
+    Config, Method, Region as AgentRegion, Role as AgentRole, TunnelProto as AgentProto,
+    TunnelStatus,
+};
 use agent::shell::{Command, Shell, ShellConfig, WallClock};
 use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::apps::{AppRequest, Apps};
 use super::net::SimNet;
-use super::timeline::Timeline;
 use super::path::Path;
 use super::pki::{Authority, Pki, PkiError};
 use super::registry::{AddressClash, HostEntry, Registry, Role};
 use super::serve::{self, WorldClock, WorldDialer};
+use super::timeline::Timeline;
 use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
 use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
-    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode, TunnelProto,
-    TunnelState,
+    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode,
+    TunnelProto, TunnelState,
 };
 
 /// Why a world could not be built or run.
@@ -58,7 +61,10 @@ const DNS_PORT: u16 = 53;
 pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldError> {
     check_supported(scenario)?;
     let seed = seed.unwrap_or(scenario.seed);
-    #[allow(clippy::disallowed_methods, reason = "wall time is reported, never simulated")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "wall time is reported, never simulated"
+    )]
     let started = Instant::now();
     let plan = Plan::new(scenario)?;
     let clock = WorldClock {
@@ -66,7 +72,9 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldErr
     };
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry()
-        .with(CaptureLayer::new(capture.clone(), move || clock.now_unix_ms()));
+        .with(CaptureLayer::new(capture.clone(), move || {
+            clock.now_unix_ms()
+        }));
     let (outcome, timeline, flows) =
         tracing::subscriber::with_default(subscriber, || drive(scenario, &plan, seed, clock))?;
     Ok(RunReport {
@@ -102,15 +110,25 @@ fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
         }
     }
     if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
-        return unsupported("an explicit proxy or PAC file".to_string(), "remove [network] proxy and pac for now");
-    }
-    if let Some(e) = scenario
-        .events
-        .iter()
-        .find(|e| matches!(e.action, EventAction::Connect { via_proxy: true, .. }))
-    {
         return unsupported(
-            format!("the app `connect` event at {:?} with via_proxy = true", e.at),
+            "an explicit proxy or PAC file".to_string(),
+            "remove [network] proxy and pac for now",
+        );
+    }
+    if let Some(e) = scenario.events.iter().find(|e| {
+        matches!(
+            e.action,
+            EventAction::Connect {
+                via_proxy: true,
+                ..
+            }
+        )
+    }) {
+        return unsupported(
+            format!(
+                "the app `connect` event at {:?} with via_proxy = true",
+                e.at
+            ),
             "explicit proxies come with the proxy work; set via_proxy = false for now",
         );
     }
@@ -148,14 +166,23 @@ impl Plan {
         };
         registry.add(doh, entry(Role::Doh, "doh", vec![s.dns.doh.clone()]))?;
         for pop in &s.pops {
-            let names = vec![gateway_name.clone(), format!("gateway-{}.{domain}", pop.name)];
+            let names = vec![
+                gateway_name.clone(),
+                format!("gateway-{}.{domain}", pop.name),
+            ];
             registry.add(pop.ip, entry(Role::Pop(pop.name.clone()), &pop.name, names))?;
         }
         let backup = s.backup.ip.unwrap_or_else(|| registry.free_address());
-        registry.add(backup, entry(Role::Backup, "backup", vec![backup_name.clone()]))?;
+        registry.add(
+            backup,
+            entry(Role::Backup, "backup", vec![backup_name.clone()]),
+        )?;
         for origin in &s.origins {
             let role = Role::Origin(origin.host.clone());
-            registry.add(origin.ip, entry(role, &origin.host, vec![origin.host.clone()]))?;
+            registry.add(
+                origin.ip,
+                entry(role, &origin.host, vec![origin.host.clone()]),
+            )?;
         }
 
         let mut zone = sim_doh::Zone::new(60);
@@ -232,7 +259,8 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
 type Drive = (Outcome, Vec<String>, Vec<FlowRecord>);
 
 fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Drive, WorldError> {
-    let epoch = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
+    let epoch =
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
     let mut sim = turmoil::Builder::new()
         .epoch(epoch)
         .simulation_duration(s.duration + Duration::from_secs(1))
@@ -252,22 +280,36 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         behaviour: behaviour(&s.dns.doh_behaviour),
     };
     sim.host(IpAddr::V4(plan.doh), move || {
-        serve::https(sim_doh::router(doh_state.clone()), Some(doh_tls.clone()), 443)
+        serve::https(
+            sim_doh::router(doh_state.clone()),
+            Some(doh_tls.clone()),
+            443,
+        )
     });
 
     // The local resolver.
-    let ldns = sim_doh::Ldns::new(plan.zone.clone(), s.dns.ldns_location.clone(), behaviour(&s.dns.ldns_behaviour));
+    let ldns = sim_doh::Ldns::new(
+        plan.zone.clone(),
+        s.dns.ldns_location.clone(),
+        behaviour(&s.dns.ldns_behaviour),
+    );
     sim.host(IpAddr::V4(s.dns.ldns), move || serve::ldns(ldns.clone()));
 
     // Gateways.
-    let origin_names: BTreeMap<String, Ipv4Addr> =
-        s.origins.iter().map(|o| (o.host.to_ascii_lowercase(), o.ip)).collect();
+    let origin_names: BTreeMap<String, Ipv4Addr> = s
+        .origins
+        .iter()
+        .map(|o| (o.host.to_ascii_lowercase(), o.ip))
+        .collect();
     let dialer = WorldDialer::new(origin_names);
     let domain = domain(s.tenant.region);
     let mut gateways = Vec::new();
     let mut latencies = Vec::new();
     for pop in &s.pops {
-        let names = vec![plan.gateway_name.clone(), format!("gateway-{}.{domain}", pop.name)];
+        let names = vec![
+            plan.gateway_name.clone(),
+            format!("gateway-{}.{domain}", pop.name),
+        ];
         gateways.push((pop.name.clone(), pop.ip, names, pop.cert, pop.latency));
     }
     gateways.push((
@@ -280,8 +322,14 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     for (name, ip, names, cert, latency) in gateways {
         let (by, expired) = authority(cert, Authority::Tenant);
         let leaf = pki.leaf(&names, by, expired)?;
-        let gw = sim_gateway::Gateway::new(&name, leaf.chain, leaf.key, move || clock.now(), dialer.clone())
-            .map_err(|e| WorldError::Simulation(e.to_string()))?;
+        let gw = sim_gateway::Gateway::new(
+            &name,
+            leaf.chain,
+            leaf.key,
+            move || clock.now(),
+            dialer.clone(),
+        )
+        .map_err(|e| WorldError::Simulation(e.to_string()))?;
         sim.host(IpAddr::V4(ip), move || serve::gateway(gw.clone()));
         latencies.push((ip, latency));
     }
@@ -337,7 +385,8 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         tenant_roots: vec![pki.tenant_root()],
         clock: WallClock::new(move || clock.now()),
     };
-    let shell = Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
+    let shell =
+        Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
     let status = shell.status();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (app_requests, app_rx) = mpsc::unbounded_channel();
@@ -383,10 +432,13 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
                 }
                 EventAction::Partition { host } | EventAction::Repair { host } => {
                     let cut = matches!(event.action, EventAction::Partition { .. });
-                    let ip = plan.registry.by_label(host).ok_or_else(|| WorldError::Unsupported {
-                        what: format!("partitioning `{host}`"),
-                        hint: "this host does not exist in this world",
-                    })?;
+                    let ip =
+                        plan.registry
+                            .by_label(host)
+                            .ok_or_else(|| WorldError::Unsupported {
+                                what: format!("partitioning `{host}`"),
+                                hint: "this host does not exist in this world",
+                            })?;
                     lock(&path)?.set_partitioned(ip, cut);
                     let (a, b) = (IpAddr::V4(plan.endpoint), IpAddr::V4(ip));
                     if cut {
@@ -397,7 +449,10 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
                     format!("{} {host}", if cut { "partition" } else { "repair" })
                 }
                 EventAction::Connect {
-                    process, host, port, ..
+                    process,
+                    host,
+                    port,
+                    ..
                 } => {
                     let _ = app_requests.send(AppRequest {
                         index: connects,
@@ -414,7 +469,8 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         if now >= s.duration {
             break;
         }
-        sim.step().map_err(|e| WorldError::Simulation(e.to_string()))?;
+        sim.step()
+            .map_err(|e| WorldError::Simulation(e.to_string()))?;
     }
     let status = status.borrow().clone();
     let outcome = Outcome {
@@ -423,14 +479,16 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
             Method::Edns => ResolvedBy::Edns,
             Method::Ldns => ResolvedBy::Ldns,
         }),
-        gateway: status.gateway.and_then(|(_, addr, role)| match (role, addr) {
-            (AgentRole::Backup, _) => Some("backup".to_string()),
-            (AgentRole::Primary, SocketAddr::V4(v4)) => match plan.registry.at(*v4.ip()).map(|h| &h.role) {
-                Some(Role::Pop(name)) => Some(name.clone()),
-                Some(Role::Backup) => Some("backup".to_string()),
-                _ => Some(v4.ip().to_string()),
-            },
-            (AgentRole::Primary, SocketAddr::V6(v6)) => Some(v6.ip().to_string()),
+        gateway: status.gateway.map(|(_, addr, role)| match (role, addr) {
+            (AgentRole::Backup, _) => "backup".to_string(),
+            (AgentRole::Primary, SocketAddr::V4(v4)) => {
+                match plan.registry.at(*v4.ip()).map(|h| &h.role) {
+                    Some(Role::Pop(name)) => name.clone(),
+                    Some(Role::Backup) => "backup".to_string(),
+                    _ => v4.ip().to_string(),
+                }
+            }
+            (AgentRole::Primary, SocketAddr::V6(v6)) => v6.ip().to_string(),
         }),
         tunnel: match (status.tunnel, status.gateway) {
             (TunnelStatus::Connected, Some((AgentProto::Dtls, _, _))) => TunnelState::Dtls,
@@ -441,15 +499,18 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     timeline.push_at(
         sim.elapsed(),
         format!(
-        "end: tunnel {}{}",
-        outcome.tunnel.as_str(),
-        match (&outcome.gateway, outcome.resolved_by) {
-            (Some(g), Some(r)) => format!(" to {g}, resolved by {}", r.as_str()),
-            _ => String::new(),
-        }
-    ),
+            "end: tunnel {}{}",
+            outcome.tunnel.as_str(),
+            match (&outcome.gateway, outcome.resolved_by) {
+                (Some(g), Some(r)) => format!(" to {g}, resolved by {}", r.as_str()),
+                _ => String::new(),
+            }
+        ),
     );
-    let flows = flows.lock().map(|f| f.values().cloned().collect()).unwrap_or_default();
+    let flows = flows
+        .lock()
+        .map(|f| f.values().cloned().collect())
+        .unwrap_or_default();
     Ok((outcome, timeline.lines(), flows))
 }
 
@@ -464,7 +525,12 @@ fn steering(s: &Scenario) -> agent::core::steer::Steering {
         },
         ports: s.steering.ports.clone(),
         managed: DomainSet::new(s.steering.managed.iter().map(String::as_str)),
-        bypass_apps: s.steering.bypass_apps.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        bypass_apps: s
+            .steering
+            .bypass_apps
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect(),
         steer_dns: s.steering.steer_dns,
         private_apps: s.steering.private_apps,
         fail_close: s.client.fail_close,

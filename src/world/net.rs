@@ -26,7 +26,10 @@ impl SimNet {
 
     fn verdict(&self, transport: Transport, addr: SocketAddr) -> io::Result<Verdict> {
         let SocketAddr::V4(v4) = addr else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "the world is IPv4 only"));
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the world is IPv4 only",
+            ));
         };
         let path = self
             .path
@@ -51,7 +54,8 @@ impl Net for SimNet {
     }
 
     async fn bind_udp(&self) -> io::Result<Self::Udp> {
-        let socket = turmoil::net::UdpSocket::bind(SocketAddrV4::new([0, 0, 0, 0].into(), 0)).await?;
+        let socket =
+            turmoil::net::UdpSocket::bind(SocketAddrV4::new([0, 0, 0, 0].into(), 0)).await?;
         Ok(SimUdp {
             socket,
             net: self.clone(),

@@ -77,9 +77,21 @@ impl Path {
     }
 
     /// What happens to traffic from the endpoint to `dst:port` over `transport`.
-    pub fn check(&self, registry: &Registry, transport: Transport, dst: Ipv4Addr, port: u16) -> Verdict {
-        for (place, rules) in [("host firewall", &self.host_rules), ("perimeter firewall", &self.perimeter_rules)] {
-            if let Some(rule) = rules.iter().find(|r| matches(r, registry, transport, dst, port)) {
+    pub fn check(
+        &self,
+        registry: &Registry,
+        transport: Transport,
+        dst: Ipv4Addr,
+        port: u16,
+    ) -> Verdict {
+        for (place, rules) in [
+            ("host firewall", &self.host_rules),
+            ("perimeter firewall", &self.perimeter_rules),
+        ] {
+            if let Some(rule) = rules
+                .iter()
+                .find(|r| matches(r, registry, transport, dst, port))
+            {
                 let why = format!("{place} rule `{rule}`");
                 match rule.action {
                     RuleAction::Allow => {}
@@ -100,7 +112,13 @@ impl Path {
 }
 
 /// Whether `rule` covers this traffic.
-pub fn matches(rule: &Rule, registry: &Registry, transport: Transport, dst: Ipv4Addr, port: u16) -> bool {
+pub fn matches(
+    rule: &Rule,
+    registry: &Registry,
+    transport: Transport,
+    dst: Ipv4Addr,
+    port: u16,
+) -> bool {
     let proto_ok = match rule.proto {
         RuleProto::Any => true,
         RuleProto::Tcp => transport == Transport::Tcp,
@@ -113,7 +131,9 @@ pub fn matches(rule: &Rule, registry: &Registry, transport: Transport, dst: Ipv4
         Some(RuleTarget::Ip(IpAddr::V4(ip))) => *ip == dst,
         Some(RuleTarget::Ip(IpAddr::V6(_))) => false,
         Some(RuleTarget::Cidr(net)) => net.contains(&IpAddr::V4(dst)),
-        Some(RuleTarget::Host(name)) => names_of(registry, dst).any(|n| n.eq_ignore_ascii_case(name)),
+        Some(RuleTarget::Host(name)) => {
+            names_of(registry, dst).any(|n| n.eq_ignore_ascii_case(name))
+        }
         Some(RuleTarget::Wildcard(suffix)) => names_of(registry, dst).any(|n| is_under(n, suffix)),
     };
     proto_ok && port_ok && target_ok
@@ -174,9 +194,18 @@ mod tests {
             vec![],
         );
         let r = registry();
-        assert_eq!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 36, 116, 35), 443), Verdict::Pass);
-        assert!(matches!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443), Verdict::Drop { .. }));
-        assert_eq!(Path::default().check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53), Verdict::Pass);
+        assert_eq!(
+            path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 36, 116, 35), 443),
+            Verdict::Pass
+        );
+        assert!(matches!(
+            path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443),
+            Verdict::Drop { .. }
+        ));
+        assert_eq!(
+            Path::default().check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53),
+            Verdict::Pass
+        );
     }
 
     #[test]
@@ -190,7 +219,13 @@ mod tests {
     fn reset_refuses_and_dns_means_port_53() {
         let path = Path::new(vec![], vec![rule("reset dns")]);
         let r = registry();
-        assert!(matches!(path.check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53), Verdict::Refuse { .. }));
-        assert_eq!(path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443), Verdict::Pass);
+        assert!(matches!(
+            path.check(&r, Transport::Udp, Ipv4Addr::new(8, 8, 8, 8), 53),
+            Verdict::Refuse { .. }
+        ));
+        assert_eq!(
+            path.check(&r, Transport::Tcp, Ipv4Addr::new(8, 8, 8, 8), 443),
+            Verdict::Pass
+        );
     }
 }

@@ -100,11 +100,18 @@ impl Pki {
     }
 
     /// A leaf for `names`, signed by `by`; `expired` makes it end a day before the clock.
-    pub fn leaf(&mut self, names: &[String], by: Authority, expired: bool) -> Result<Leaf, PkiError> {
+    pub fn leaf(
+        &mut self,
+        names: &[String],
+        by: Authority,
+        expired: bool,
+    ) -> Result<Leaf, PkiError> {
         let key = seeded_key(self.seed, &format!("leaf-{}", names.join(",")))?;
         let mut params = CertificateParams::new(names.to_vec())?;
         if let Some(first) = names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
         }
         params.serial_number = Some(SerialNumber::from(self.next_serial));
         self.next_serial += 1;

@@ -66,7 +66,11 @@ pub async fn https(router: Router, tls: Option<Arc<ServerConfig>>, port: u16) ->
 
 /// Serves `router` on every connection `listener` accepts (TLS first when `tls` is set).
 /// The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
-pub async fn serve_router<L: Accept>(listener: L, router: Router, tls: Option<Arc<ServerConfig>>) -> io::Result<()> {
+pub async fn serve_router<L: Accept>(
+    listener: L,
+    router: Router,
+    tls: Option<Arc<ServerConfig>>,
+) -> io::Result<()> {
     loop {
         let (tcp, peer) = listener.accept().await?;
         let router = router.clone().layer(axum::Extension(ConnectInfo(peer)));
@@ -118,7 +122,10 @@ pub async fn gateway<D: sim_gateway::Dialer>(gw: sim_gateway::Gateway<D>) -> tur
 }
 
 /// Serves a gateway on every connection `listener` accepts.
-pub async fn serve_gateway<L: Accept, D: sim_gateway::Dialer>(listener: L, gw: sim_gateway::Gateway<D>) -> io::Result<()> {
+pub async fn serve_gateway<L: Accept, D: sim_gateway::Dialer>(
+    listener: L,
+    gw: sim_gateway::Gateway<D>,
+) -> io::Result<()> {
     loop {
         let (tcp, peer) = listener.accept().await?;
         let gw = gw.clone();
@@ -148,10 +155,9 @@ impl sim_gateway::Dialer for WorldDialer {
     async fn dial(&self, host: &str, port: u16) -> std::io::Result<Self::Stream> {
         let ip = match host.parse::<Ipv4Addr>() {
             Ok(ip) => ip,
-            Err(_) => *self
-                .names
-                .get(&host.to_ascii_lowercase())
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no such host {host}")))?,
+            Err(_) => *self.names.get(&host.to_ascii_lowercase()).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no such host {host}"))
+            })?,
         };
         turmoil::net::TcpStream::connect(SocketAddr::from((ip, port))).await
     }
@@ -176,10 +182,9 @@ impl sim_gateway::Dialer for RealDialer {
     type Stream = tokio::net::TcpStream;
 
     async fn dial(&self, host: &str, _port: u16) -> io::Result<Self::Stream> {
-        let addr = self
-            .names
-            .get(&host.to_ascii_lowercase())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no such host {host}")))?;
+        let addr = self.names.get(&host.to_ascii_lowercase()).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no such host {host}"))
+        })?;
         tokio::net::TcpStream::connect(addr).await
     }
 }
@@ -217,4 +222,3 @@ impl rustls::time_provider::TimeProvider for WorldClock {
         ))
     }
 }
-

@@ -18,7 +18,11 @@ impl Timeline {
     /// Appends a line stamped with `at`.
     pub fn push_at(&self, at: Duration, text: String) {
         if let Ok(mut lines) = self.0.lock() {
-            lines.push(format!("+{}.{:03}s {text}", at.as_secs(), at.subsec_millis()));
+            lines.push(format!(
+                "+{}.{:03}s {text}",
+                at.as_secs(),
+                at.subsec_millis()
+            ));
         }
     }
 

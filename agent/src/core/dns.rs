@@ -70,7 +70,9 @@ pub fn read_answer(id: u16, bytes: &[u8]) -> Result<Answer, AnswerError> {
         return Ok(Answer::Truncated);
     }
     if msg.metadata.response_code != ResponseCode::NoError {
-        return Ok(Answer::Rcode(msg.metadata.response_code.to_str().to_string()));
+        return Ok(Answer::Rcode(
+            msg.metadata.response_code.to_str().to_string(),
+        ));
     }
     let ips: Vec<Ipv4Addr> = msg
         .answers

@@ -52,6 +52,12 @@ pub struct LogLine {
 
 impl fmt::Display for LogLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.level.number(), self.component, self.text)
+        write!(
+            f,
+            "{} {} {}",
+            self.level.number(),
+            self.component,
+            self.text
+        )
     }
 }

@@ -17,9 +17,9 @@
 
 mod config;
 pub mod dns;
-pub mod steer;
 mod io;
 mod log;
+pub mod steer;
 mod timer;
 
 #[cfg(test)]
@@ -230,7 +230,11 @@ impl Agent {
             Phase::Idle | Phase::WaitingToReconnect | Phase::Stopped => {}
         }
         self.timers.clear();
-        self.log(Level::Info, "stAgentSvc", "Client stopped by user".to_string());
+        self.log(
+            Level::Info,
+            "stAgentSvc",
+            "Client stopped by user".to_string(),
+        );
         self.set_status(TunnelStatus::Disconnected);
     }
 
@@ -281,7 +285,11 @@ impl Agent {
                     self.edns_failed(now);
                 }
                 Err(e) => {
-                    self.log(Level::Error, "dnsResolver", format!("EDNS answer unusable: {e}"));
+                    self.log(
+                        Level::Error,
+                        "dnsResolver",
+                        format!("EDNS answer unusable: {e}"),
+                    );
                     self.edns_failed(now);
                 }
             },
@@ -305,7 +313,10 @@ impl Agent {
                 self.log(
                     Level::Error,
                     "dnsResolver",
-                    format!("LDNS query for {name} to {} failed: {err}", self.config.ldns),
+                    format!(
+                        "LDNS query for {name} to {} failed: {err}",
+                        self.config.ldns
+                    ),
                 );
                 self.ldns_try_failed(now);
             }
@@ -328,7 +339,11 @@ impl Agent {
                     self.method_failed(now);
                 }
                 Err(e) => {
-                    self.log(Level::Error, "dnsResolver", format!("LDNS answer unusable: {e}"));
+                    self.log(
+                        Level::Error,
+                        "dnsResolver",
+                        format!("LDNS answer unusable: {e}"),
+                    );
                     self.ldns_try_failed(now);
                 }
             },
@@ -353,20 +368,32 @@ impl Agent {
             (Phase::Connected { op: cur, .. }, TunnelEvent::Closed(err)) if *cur == op => {
                 self.tunnel_down(&err.to_string(), now);
             }
-            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowOpened { flow }) if *cur == op => {
-                if self.pending_flows.remove(&flow) {
-                    self.push(Action::FlowResult { flow, result: Ok(()) });
-                }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowOpened { flow })
+                if *cur == op && self.pending_flows.contains(&flow) =>
+            {
+                self.pending_flows.remove(&flow);
+                self.push(Action::FlowResult {
+                    flow,
+                    result: Ok(()),
+                });
             }
-            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowRefused { flow, reason }) if *cur == op => {
-                if self.pending_flows.remove(&flow) {
-                    self.log(
-                        Level::Warning,
-                        "nsTunnel",
-                        format!("{} [sessId {}] Gateway refused flow {flow}: {reason}", self.proto.as_str(), self.session),
-                    );
-                    self.push(Action::FlowResult { flow, result: Err(reason) });
-                }
+            (Phase::Connected { op: cur, .. }, TunnelEvent::FlowRefused { flow, reason })
+                if *cur == op && self.pending_flows.contains(&flow) =>
+            {
+                self.pending_flows.remove(&flow);
+                self.log(
+                    Level::Warning,
+                    "nsTunnel",
+                    format!(
+                        "{} [sessId {}] Gateway refused flow {flow}: {reason}",
+                        self.proto.as_str(),
+                        self.session
+                    ),
+                );
+                self.push(Action::FlowResult {
+                    flow,
+                    result: Err(reason),
+                });
             }
             _ => {}
         }
@@ -376,13 +403,29 @@ impl Agent {
     pub fn handle_app_dns(&mut self, answer: &[u8], now: Instant) {
         self.dns_map.expire(now);
         if let Err(e) = self.dns_map.learn(answer, now) {
-            self.log(Level::Warning, "nsDnsCache", format!("ignored a DNS answer: {e}"));
+            self.log(
+                Level::Warning,
+                "nsDnsCache",
+                format!("ignored a DNS answer: {e}"),
+            );
         }
     }
 
     /// The driver saw an app open a flow (its SYN) from `src` to `dst`: decide.
-    pub fn handle_app_flow(&mut self, flow: u32, process: &str, src: SocketAddr, dst: SocketAddr, now: Instant) {
-        let names = self.dns_map.names(dst.ip(), now).into_iter().map(String::from).collect();
+    pub fn handle_app_flow(
+        &mut self,
+        flow: u32,
+        process: &str,
+        src: SocketAddr,
+        dst: SocketAddr,
+        now: Instant,
+    ) {
+        let names = self
+            .dns_map
+            .names(dst.ip(), now)
+            .into_iter()
+            .map(String::from)
+            .collect();
         let info = steer::FlowInfo {
             process: process.to_string(),
             names,
@@ -413,7 +456,9 @@ impl Agent {
             (_, Reason::DomainException(_)) => (
                 Level::Info,
                 "BypassAppMgr",
-                format!("bypassing flow to exception host: {host}, process: {process}, Dest IP: {ip}, Dest Port: {port}"),
+                format!(
+                    "bypassing flow to exception host: {host}, process: {process}, Dest IP: {ip}, Dest Port: {port}"
+                ),
             ),
             (_, Reason::IpException(_)) => (
                 Level::Info,
@@ -423,17 +468,23 @@ impl Agent {
             (_, Reason::PrivateAddress) => (
                 Level::Info,
                 "BypassAppMgr",
-                format!("Bypassing flow from process: {process} to private ip: {ip}, Port: {port}, host: {host}"),
+                format!(
+                    "Bypassing flow from process: {process} to private ip: {ip}, Port: {port}, host: {host}"
+                ),
             ),
             (Verdict::Blocked, reason) => (
                 Level::Warning,
                 "nsTunnel",
-                format!("Dropping flow from process: {process} to host: {host}, addr: {dst}: {reason}"),
+                format!(
+                    "Dropping flow from process: {process} to host: {host}, addr: {dst}: {reason}"
+                ),
             ),
             (_, reason) => (
                 Level::Info,
                 "nsTunnel",
-                format!("Not tunneling flow from process: {process} to host: {host}, addr: {dst}: {reason}"),
+                format!(
+                    "Not tunneling flow from process: {process} to host: {host}, addr: {dst}: {reason}"
+                ),
             ),
         };
         self.log(line.0, line.1, line.2);
@@ -519,7 +570,8 @@ impl Agent {
                     self.keepalive_seq += 1;
                     let seq = self.keepalive_seq;
                     self.push(Action::SendKeepalive { op, seq });
-                    self.timers.insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
+                    self.timers
+                        .insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
                 }
             }
             Timer::KeepaliveDeadline => {
@@ -543,7 +595,11 @@ impl Agent {
         self.log(
             Level::Info,
             "nsTunnel",
-            format!("{} Connecting to {name}:{}", self.proto.as_str(), self.config.gateway_port),
+            format!(
+                "{} Connecting to {name}:{}",
+                self.proto.as_str(),
+                self.config.gateway_port
+            ),
         );
         self.start_method(role, 0, now);
     }
@@ -658,7 +714,10 @@ impl Agent {
         self.log(
             Level::Info,
             "nsssl",
-            format!("{proto} remote host {name} resolved to {ip}, port {}", self.config.gateway_port),
+            format!(
+                "{proto} remote host {name} resolved to {ip}, port {}",
+                self.config.gateway_port
+            ),
         );
         let addr = SocketAddr::from((ip, self.config.gateway_port));
         let op = self.new_op();
@@ -702,7 +761,10 @@ impl Agent {
                 self.log(
                     Level::Warning,
                     "nsTunnel",
-                    format!("{} Failing over to backup gateway {backup}", self.proto.as_str()),
+                    format!(
+                        "{} Failing over to backup gateway {backup}",
+                        self.proto.as_str()
+                    ),
                 );
                 self.begin_attempt(Role::Backup, now);
             }
@@ -749,7 +811,8 @@ impl Agent {
             ),
         );
         self.set_status(TunnelStatus::Connected);
-        self.timers.insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
+        self.timers
+            .insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
         self.timers
             .insert(Timer::KeepaliveDeadline, now + KEEPALIVE_TIMEOUT);
     }
@@ -846,8 +909,14 @@ fn curl_error(err: &NetError) -> (u32, String) {
     match err {
         NetError::Refused => (7, "Couldn't connect to server".to_string()),
         NetError::Reset => (56, "Failure when receiving data from the peer".to_string()),
-        NetError::Closed => (52, "Server returned nothing (no headers, no data)".to_string()),
-        NetError::Tls(reason) => (60, format!("SSL peer certificate or SSH remote key was not OK ({reason})")),
+        NetError::Closed => (
+            52,
+            "Server returned nothing (no headers, no data)".to_string(),
+        ),
+        NetError::Tls(reason) => (
+            60,
+            format!("SSL peer certificate or SSH remote key was not OK ({reason})"),
+        ),
         NetError::Other(text) => (55, format!("Failed sending data to the peer ({text})")),
     }
 }

@@ -1,4 +1,8 @@
 //! Unit tests: one event at one time, then the actions it produced.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests take a base instant; the core itself never reads a clock"
+)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -64,13 +68,22 @@ fn start_asks_doh_with_ecs_for_the_gateway() {
     let mut agent = Agent::new(config());
     agent.handle_start(now);
     let (acts, logs) = drain(&mut agent);
-    assert!(logs.iter().any(|l| l.ends_with("nsTunnel TLS Connecting to gateway-acme.goskope.com:443")));
+    assert!(
+        logs.iter()
+            .any(|l| l.ends_with("nsTunnel TLS Connecting to gateway-acme.goskope.com:443"))
+    );
     let (_, body) = doh_query(&acts);
     let msg = Message::from_vec(&body).unwrap();
-    assert_eq!(msg.queries[0].name().to_ascii(), "gateway-acme.goskope.com.");
+    assert_eq!(
+        msg.queries[0].name().to_ascii(),
+        "gateway-acme.goskope.com."
+    );
     let edns = msg.edns.expect("edns");
     assert!(format!("{:?}", edns.options()).contains("10.173.13.0"));
-    assert_eq!(agent.poll_timeout().unwrap(), (now + DOH_TIMEOUT, Timer::DohTimeout));
+    assert_eq!(
+        agent.poll_timeout().unwrap(),
+        (now + DOH_TIMEOUT, Timer::DohTimeout)
+    );
 }
 
 #[test]
@@ -85,7 +98,9 @@ fn doh_answer_opens_tunnel_to_the_address() {
     agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
     let (acts, logs) = drain(&mut agent);
     assert!(logs.iter().any(|l| l.contains("resolved by EDNS")));
-    assert!(matches!(&acts[0], Action::OpenTunnel { addr, .. } if *addr == SocketAddr::from((ip, 443))));
+    assert!(
+        matches!(&acts[0], Action::OpenTunnel { addr, .. } if *addr == SocketAddr::from((ip, 443)))
+    );
 }
 
 #[test]
@@ -98,8 +113,17 @@ fn doh_timeout_falls_back_to_ldns_then_backup() {
     agent.handle_timeout(t1);
     let (acts, logs) = drain(&mut agent);
     assert!(logs.iter().any(|l| l.contains("code 28")));
-    assert!(logs.iter().any(|l| l.contains("Failed to resolve gateway-acme.goskope.com by EDNS")));
-    assert!(matches!(acts.last(), Some(Action::QueryLdns { transport: DnsTransport::Udp, .. })));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Failed to resolve gateway-acme.goskope.com by EDNS"))
+    );
+    assert!(matches!(
+        acts.last(),
+        Some(Action::QueryLdns {
+            transport: DnsTransport::Udp,
+            ..
+        })
+    ));
     // All LDNS tries time out: the backup name is tried next, from EDNS again.
     let mut t = t1;
     for _ in 0..LDNS_TRIES {
@@ -108,7 +132,10 @@ fn doh_timeout_falls_back_to_ldns_then_backup() {
     }
     let (_, logs) = drain(&mut agent);
     assert!(logs.iter().any(|l| l.contains("by LDNS")));
-    assert!(logs.iter().any(|l| l.contains("Connecting to gateway-backup-acme.goskope.com:443")));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Connecting to gateway-backup-acme.goskope.com:443"))
+    );
 }
 
 #[test]
@@ -121,7 +148,11 @@ fn late_answers_are_ignored() {
     agent.handle_timeout(now + DOH_TIMEOUT);
     drain(&mut agent);
     let body = answer(&body, &[Ipv4Addr::new(1, 2, 3, 4)], ResponseCode::NoError);
-    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now + DOH_TIMEOUT);
+    agent.handle_doh(
+        op,
+        DohOutcome::Response { status: 200, body },
+        now + DOH_TIMEOUT,
+    );
     let (acts, _) = drain(&mut agent);
     assert!(acts.is_empty());
 }
@@ -136,7 +167,9 @@ fn servfail_is_an_edns_failure() {
     let body = answer(&body, &[], ResponseCode::ServFail);
     agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
     let (acts, logs) = drain(&mut agent);
-    assert!(logs.iter().any(|l| l.contains("rcode Server Failure") || l.contains("SERVFAIL") || l.contains("rcode")));
+    assert!(logs.iter().any(|l| l.contains("rcode Server Failure")
+        || l.contains("SERVFAIL")
+        || l.contains("rcode")));
     assert!(matches!(acts.last(), Some(Action::QueryLdns { .. })));
 }
 
@@ -155,10 +188,16 @@ fn silent_tunnel_is_declared_dead_and_reconnected() {
     agent.handle_start(now);
     let (acts, _) = drain(&mut agent);
     let (op, body) = doh_query(&acts);
-    let body = answer(&body, &[Ipv4Addr::new(8, 36, 116, 35)], ResponseCode::NoError);
+    let body = answer(
+        &body,
+        &[Ipv4Addr::new(8, 36, 116, 35)],
+        ResponseCode::NoError,
+    );
     agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
     let (acts, _) = drain(&mut agent);
-    let Action::OpenTunnel { op, .. } = acts[0].clone() else { panic!("no tunnel") };
+    let Action::OpenTunnel { op, .. } = acts[0].clone() else {
+        panic!("no tunnel")
+    };
     agent.handle_tunnel(op, TunnelEvent::Connected, now);
     assert_eq!(agent.status().tunnel, TunnelStatus::Connected);
     agent.handle_timeout(now + KEEPALIVE_TIMEOUT);

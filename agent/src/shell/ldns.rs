@@ -28,7 +28,10 @@ pub async fn query<N: Net>(
 
 async fn udp<N: Net>(net: N, addr: SocketAddr, query: &[u8]) -> Result<Vec<u8>, NetError> {
     let socket = net.bind_udp().await.map_err(|e| classify(&e))?;
-    socket.send_to(query, addr).await.map_err(|e| classify(&e))?;
+    socket
+        .send_to(query, addr)
+        .await
+        .map_err(|e| classify(&e))?;
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, from) = socket.recv_from(&mut buf).await.map_err(|e| classify(&e))?;
@@ -47,6 +50,9 @@ async fn tcp<N: Net>(net: N, addr: SocketAddr, query: &[u8]) -> Result<Vec<u8>, 
     stream.write_all(&out).await.map_err(|e| classify(&e))?;
     let n = stream.read_u16().await.map_err(|e| classify(&e))?;
     let mut buf = vec![0u8; usize::from(n)];
-    stream.read_exact(&mut buf).await.map_err(|e| classify(&e))?;
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| classify(&e))?;
     Ok(buf)
 }

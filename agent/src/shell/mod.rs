@@ -24,7 +24,9 @@ pub use net::{Datagram, Net, TokioNet, WallClock};
 pub use tls::classify as classify_io_error;
 
 use crate::core::steer::Decision;
-use crate::core::{Action, Agent, Config, DohOutcome, LdnsOutcome, Level, LogLine, OpId, Status, TunnelEvent};
+use crate::core::{
+    Action, Agent, Config, DohOutcome, LdnsOutcome, Level, LogLine, OpId, Status, TunnelEvent,
+};
 use crate::wire::Frame;
 
 /// The `tracing` target of the agent's log lines.
@@ -207,7 +209,13 @@ impl<N: Net> Shell<N> {
                     addr,
                     body,
                 } => {
-                    let fut = doh::exchange(self.net.clone(), self.doh_tls.clone(), server_name, addr, body);
+                    let fut = doh::exchange(
+                        self.net.clone(),
+                        self.doh_tls.clone(),
+                        server_name,
+                        addr,
+                        body,
+                    );
                     let tx = self.events_tx.clone();
                     self.spawn(op, async move {
                         let _ = tx.send(ShellEvent::Doh(op, fut.await));
@@ -250,11 +258,12 @@ impl<N: Net> Shell<N> {
                     }
                 }
                 Action::Steer { flow, decision } => {
-                    let opened = (decision.verdict == crate::core::steer::Verdict::Tunneled).then(|| {
-                        let (tx, rx) = oneshot::channel();
-                        self.waiting_open.insert(flow, tx);
-                        rx
-                    });
+                    let opened =
+                        (decision.verdict == crate::core::steer::Verdict::Tunneled).then(|| {
+                            let (tx, rx) = oneshot::channel();
+                            self.waiting_open.insert(flow, tx);
+                            rx
+                        });
                     if let Some(reply) = self.waiting_verdict.remove(&flow) {
                         let _ = reply.send(FlowDecision { decision, opened });
                     }
@@ -266,7 +275,11 @@ impl<N: Net> Shell<N> {
                     process,
                 } => {
                     if let Some(tx) = self.tunnels.get(&op) {
-                        let _ = tx.send(Frame::Open { flow, target, process });
+                        let _ = tx.send(Frame::Open {
+                            flow,
+                            target,
+                            process,
+                        });
                     }
                 }
                 Action::FlowResult { flow, result } => {

@@ -43,7 +43,10 @@ impl WallClock {
     }
 
     /// The operating system's clock.
-    #[allow(clippy::disallowed_methods, reason = "real mode runs on the real clock")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "real mode runs on the real clock"
+    )]
     pub fn system() -> WallClock {
         WallClock::new(SystemTime::now)
     }

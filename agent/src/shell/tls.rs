@@ -47,7 +47,10 @@ impl TimeProvider for SimClock {
 
 /// Turns an IO error (possibly wrapping a rustls error) into the core's [`NetError`].
 pub fn classify(err: &io::Error) -> NetError {
-    if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
         return NetError::Tls(tls.to_string());
     }
     match err.kind() {

@@ -11,9 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
+use super::ShellEvent;
 use super::net::Net;
 use super::tls::classify;
-use super::ShellEvent;
 use crate::core::{NetError, OpId, TunnelEvent};
 use crate::wire::Frame;
 

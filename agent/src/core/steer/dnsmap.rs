@@ -31,7 +31,11 @@ impl DnsMap {
     /// it recorded.
     pub fn learn(&mut self, bytes: &[u8], now: Instant) -> Result<usize, NotAnAnswer> {
         let msg = Message::from_vec(bytes).map_err(|e| NotAnAnswer(e.to_string()))?;
-        let mut names: Vec<String> = msg.queries.iter().map(|q| norm(&q.name().to_ascii())).collect();
+        let mut names: Vec<String> = msg
+            .queries
+            .iter()
+            .map(|q| norm(&q.name().to_ascii()))
+            .collect();
         let mut addrs = Vec::new();
         for record in &msg.answers {
             let ttl = Duration::from_secs(u64::from(record.ttl));
@@ -66,7 +70,12 @@ impl DnsMap {
     pub fn names(&self, ip: IpAddr, now: Instant) -> Vec<&str> {
         self.entries
             .get(&ip)
-            .map(|list| list.iter().filter(|(_, exp)| *exp > now).map(|(n, _)| n.as_str()).collect())
+            .map(|list| {
+                list.iter()
+                    .filter(|(_, exp)| *exp > now)
+                    .map(|(n, _)| n.as_str())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -84,6 +93,7 @@ fn norm(name: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests take a base instant")]
 mod tests {
     use super::*;
     use hickory_proto::op::{MessageType, OpCode, Query};
@@ -97,10 +107,18 @@ mod tests {
         let mut owner = q.to_string();
         for c in chain {
             let rd = RData::CNAME(CNAME(Name::from_ascii(c).unwrap()));
-            m.add_answer(Record::from_rdata(Name::from_ascii(&owner).unwrap(), ttl, rd));
+            m.add_answer(Record::from_rdata(
+                Name::from_ascii(&owner).unwrap(),
+                ttl,
+                rd,
+            ));
             owner = c.to_string();
         }
-        m.add_answer(Record::from_rdata(Name::from_ascii(&owner).unwrap(), ttl, RData::A(A(ip))));
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii(&owner).unwrap(),
+            ttl,
+            RData::A(A(ip)),
+        ));
         m.to_vec().unwrap()
     }
 
@@ -109,10 +127,14 @@ mod tests {
         let now = Instant::now();
         let ip = Ipv4Addr::new(1, 2, 3, 4);
         let mut map = DnsMap::default();
-        map.learn(&answer("www.box.com.", &["box.map.cdn.net."], ip, 60), now).unwrap();
+        map.learn(&answer("www.box.com.", &["box.map.cdn.net."], ip, 60), now)
+            .unwrap();
         let names = map.names(IpAddr::V4(ip), now);
         assert!(names.contains(&"www.box.com") && names.contains(&"box.map.cdn.net"));
-        assert!(map.names(IpAddr::V4(ip), now + Duration::from_secs(61)).is_empty());
+        assert!(
+            map.names(IpAddr::V4(ip), now + Duration::from_secs(61))
+                .is_empty()
+        );
     }
 
     #[test]

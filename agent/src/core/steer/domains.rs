@@ -76,7 +76,10 @@ mod tests {
         assert!(set.matches("BOX.com."));
         assert!(!set.matches("www.box.com"));
         assert!(set.matches("a.b.zoom.us"));
-        assert!(!set.matches("zoom.us"), "a wildcard does not match the bare domain");
+        assert!(
+            !set.matches("zoom.us"),
+            "a wildcard does not match the bare domain"
+        );
         assert!(!set.matches("notzoom.us"));
     }
 

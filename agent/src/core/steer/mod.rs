@@ -188,22 +188,37 @@ impl Steering {
         };
         let port_steered = self.ports.contains(&port);
         match self.mode {
-            Mode::CloudApps if managed_name.is_none() => return decision(Verdict::Direct, Reason::NotManaged),
+            Mode::CloudApps if managed_name.is_none() => {
+                return decision(Verdict::Direct, Reason::NotManaged);
+            }
             Mode::CloudApps | Mode::Web if !port_steered => {
                 return decision(Verdict::Direct, Reason::PortNotSteered(port));
             }
-            Mode::All if port == 53 && !self.steer_dns => return decision(Verdict::Direct, Reason::DnsNotSteered),
+            Mode::All if port == 53 && !self.steer_dns => {
+                return decision(Verdict::Direct, Reason::DnsNotSteered);
+            }
             _ => {}
         }
         let process = flow.process.to_ascii_lowercase();
         if let Some(app) = self.bypass_apps.iter().find(|a| **a == process) {
             return decision(Verdict::Bypassed, Reason::BypassApp(app.clone()));
         }
-        if let Some(pattern) = flow.names.iter().find_map(|n| self.exception_domains.find(n)) {
+        if let Some(pattern) = flow
+            .names
+            .iter()
+            .find_map(|n| self.exception_domains.find(n))
+        {
             return decision(Verdict::Bypassed, Reason::DomainException(pattern));
         }
-        if let Some((net, len)) = self.exception_nets.iter().find(|(net, len)| in_net(ip, *net, *len)) {
-            return decision(Verdict::Bypassed, Reason::IpException(format!("{net}/{len}")));
+        if let Some((net, len)) = self
+            .exception_nets
+            .iter()
+            .find(|(net, len)| in_net(ip, *net, *len))
+        {
+            return decision(
+                Verdict::Bypassed,
+                Reason::IpException(format!("{net}/{len}")),
+            );
         }
         if !self.private_apps && is_private(ip) {
             return decision(Verdict::Bypassed, Reason::PrivateAddress);
@@ -239,11 +254,19 @@ pub fn parse_net(entry: &str) -> Option<(IpAddr, u8)> {
 fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,

@@ -30,21 +30,39 @@ fn flow(process: &str, name: Option<&str>, dst: &str) -> FlowInfo {
 #[test]
 fn cloud_apps_tunnels_managed_and_sends_the_rest_direct() {
     let s = steering(Mode::CloudApps);
-    let d = s.decide(&flow("chrome.exe", Some("www.box.com"), "107.152.27.197:443"), true);
-    assert_eq!((d.verdict, d.host.as_str()), (Verdict::Tunneled, "www.box.com"));
-    let d = s.decide(&flow("chrome.exe", Some("example.org"), "93.184.216.34:443"), true);
+    let d = s.decide(
+        &flow("chrome.exe", Some("www.box.com"), "107.152.27.197:443"),
+        true,
+    );
+    assert_eq!(
+        (d.verdict, d.host.as_str()),
+        (Verdict::Tunneled, "www.box.com")
+    );
+    let d = s.decide(
+        &flow("chrome.exe", Some("example.org"), "93.184.216.34:443"),
+        true,
+    );
     assert_eq!((d.verdict, d.reason), (Verdict::Direct, Reason::NotManaged));
-    let d = s.decide(&flow("chrome.exe", Some("www.box.com"), "107.152.27.197:8443"), true);
+    let d = s.decide(
+        &flow("chrome.exe", Some("www.box.com"), "107.152.27.197:8443"),
+        true,
+    );
     assert_eq!(d.reason, Reason::PortNotSteered(8443));
 }
 
 #[test]
 fn web_mode_bypasses_exceptions_apps_and_private_addresses() {
     let s = steering(Mode::Web);
-    let d = s.decide(&flow("zoom.us", Some("us04web.zoom.us"), "170.114.52.2:443"), true);
+    let d = s.decide(
+        &flow("zoom.us", Some("us04web.zoom.us"), "170.114.52.2:443"),
+        true,
+    );
     assert_eq!(d.verdict, Verdict::Bypassed);
     assert!(matches!(d.reason, Reason::BypassApp(_)));
-    let d = s.decide(&flow("chrome.exe", Some("zoom.us"), "170.114.52.2:443"), true);
+    let d = s.decide(
+        &flow("chrome.exe", Some("zoom.us"), "170.114.52.2:443"),
+        true,
+    );
     assert_eq!(d.reason, Reason::DomainException("zoom.us".into()));
     let d = s.decide(&flow("chrome.exe", None, "203.0.113.9:443"), true);
     assert_eq!(d.reason, Reason::IpException("203.0.113.0/24".into()));
@@ -52,7 +70,11 @@ fn web_mode_bypasses_exceptions_apps_and_private_addresses() {
     assert_eq!(d.reason, Reason::PrivateAddress);
     let mut p = steering(Mode::Web);
     p.private_apps = true;
-    assert_eq!(p.decide(&flow("chrome.exe", None, "10.1.2.3:443"), true).verdict, Verdict::Tunneled);
+    assert_eq!(
+        p.decide(&flow("chrome.exe", None, "10.1.2.3:443"), true)
+            .verdict,
+        Verdict::Tunneled
+    );
 }
 
 #[test]
@@ -79,8 +101,20 @@ fn mode_all_leaves_dns_alone_unless_steered() {
 fn any_flow() -> impl Strategy<Value = FlowInfo> {
     (
         prop::sample::select(vec!["chrome.exe", "zoom.us", "Teams.exe", "curl"]),
-        prop::option::of(prop::sample::select(vec!["www.box.com", "box.com", "zoom.us", "a.zoom.us", "example.org"])),
-        prop::sample::select(vec!["107.152.27.197", "10.0.0.5", "203.0.113.4", "198.51.100.7", "8.8.8.8"]),
+        prop::option::of(prop::sample::select(vec![
+            "www.box.com",
+            "box.com",
+            "zoom.us",
+            "a.zoom.us",
+            "example.org",
+        ])),
+        prop::sample::select(vec![
+            "107.152.27.197",
+            "10.0.0.5",
+            "203.0.113.4",
+            "198.51.100.7",
+            "8.8.8.8",
+        ]),
         prop::sample::select(vec![80u16, 443, 53, 8443]),
     )
         .prop_map(|(p, n, ip, port)| flow(p, n, &format!("{ip}:{port}")))
