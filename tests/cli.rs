@@ -1,0 +1,110 @@
+//! The command-line contract: exit codes, the summary, `--json` fields, `--log`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn steerlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the steerlab binary runs")
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("steerlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const HAPPY: &str = "scenarios/pop-selection/doh-happy-path.toml";
+
+#[test]
+fn a_passing_scenario_exits_0_with_a_summary() {
+    let out = steerlab(&["run", HAPPY]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("PASS  DoH happy path"), "{stdout}");
+    assert!(
+        stdout.contains("tunnel TLS to nyc1, resolved by EDNS"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_has_the_contract_fields() {
+    let out = steerlab(&[
+        "run",
+        "scenarios/steering/cloud-apps-managed-tunneled.toml",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        v["name"],
+        "Cloud apps: a managed domain is tunneled, an unmanaged one goes direct"
+    );
+    assert_eq!(v["resolved_by"], "EDNS");
+    assert_eq!(v["gateway"], "nyc1");
+    assert_eq!(v["tunnel"], "TLS");
+    assert_eq!(v["status"], "passed");
+    let flow = &v["flows"][0];
+    for key in ["process", "host", "addr", "verdict", "reason"] {
+        assert!(flow.get(key).is_some(), "flow lacks {key}: {flow}");
+    }
+    assert_eq!(flow["verdict"], "tunneled");
+    assert_eq!(flow["addr"], "107.152.27.197:443");
+}
+
+#[test]
+fn a_missed_expectation_exits_1_with_a_diff_and_the_reproduce_line() {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(HAPPY))
+        .unwrap()
+        .replace("gateway = \"nyc1\"", "gateway = \"fra1\"");
+    let file = temp("miss.toml", &text);
+    let out = steerlab(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("expect.gateway"), "{stdout}");
+    assert!(stdout.contains("- expected: \"fra1\""), "{stdout}");
+    assert!(stdout.contains("+ actual:   \"nyc1\""), "{stdout}");
+    assert!(stdout.contains("reproduce: cargo run -- run"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_2_naming_file_line_column_and_the_fix() {
+    let file = temp(
+        "typo.toml",
+        "name = \"x\"\n[[pops]]\nname = \"a\"\nlocation = \"x\"\nip = \"1.2.3.4\"\nlatncy = \"5ms\"\n",
+    );
+    let out = steerlab(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("typo.toml:6:1"), "{stderr}");
+    assert!(stderr.contains("did you mean `latency`?"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let out = steerlab(&["run", "no/such/file.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+}
+
+#[test]
+fn log_option_writes_the_agent_log() {
+    let log = std::env::temp_dir().join(format!("steerlab-cli-{}-happy.log", std::process::id()));
+    let out = steerlab(&["run", HAPPY, "--log", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(
+        " stAgentSvc p1 t1 4 dnsResolver Hostname gateway-acme.goskope.com resolved by EDNS"
+    ));
+}
