@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
@@ -31,21 +31,41 @@ pub async fn run<N: Net>(
     let report = |event| {
         let _ = events.send(ShellEvent::Tunnel(op, event));
     };
-    let stream = async {
-        let tcp = net.connect_tcp(addr).await.map_err(|e| classify(&e))?;
-        let name = ServerName::try_from(server_name.clone())
-            .map_err(|e| NetError::Other(format!("bad server name {server_name}: {e}")))?;
-        TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| classify(&e))
-    }
-    .await;
-    let stream = match stream {
+    let stream = match connect_tls(&net, tls, &server_name, addr).await {
         Ok(s) => s,
         Err(err) => return report(TunnelEvent::Failed(err)),
     };
     report(TunnelEvent::Connected);
+    relay(stream, op, &events, &mut outgoing).await;
+}
+
+/// TCP, then TLS 1.3 verified against the tenant CA only.
+async fn connect_tls<N: Net>(
+    net: &N,
+    tls: Arc<ClientConfig>,
+    server_name: &str,
+    addr: SocketAddr,
+) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<N>, NetError> {
+    let tcp = net.connect_tcp(addr).await.map_err(|e| classify(&e))?;
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|e| NetError::Other(format!("bad server name {server_name}: {e}")))?;
+    TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| classify(&e))
+}
+
+/// Carries frames between the core (via `outgoing` and `events`) and an established
+/// tunnel stream until either side closes.
+async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    op: OpId,
+    events: &mpsc::UnboundedSender<ShellEvent>,
+    outgoing: &mut mpsc::UnboundedReceiver<Frame>,
+) {
+    let report = |event| {
+        let _ = events.send(ShellEvent::Tunnel(op, event));
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut inbuf = BytesMut::with_capacity(4096);
     let mut outbuf = BytesMut::new();
