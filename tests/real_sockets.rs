@@ -72,6 +72,8 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             client_ip: Ipv4Addr::LOCALHOST,
             doh_name: "dns.google".into(),
             doh_addr,
+            gslb_name: "gateway.gslb.goskope.com".into(),
+            gslb_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
             ldns: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
             gateway_port: gw_addr.port(),
             tunnel: TunnelProto::Tls,

@@ -20,6 +20,9 @@ pub enum Behaviour {
     HttpError(u16),
     /// Wait this long (on the tokio clock, simulated by the caller) and then answer.
     SlowAnswer(Duration),
+    /// DoH only: reply 200 with a body that is not a DNS message. The local resolver
+    /// treats it as [`Behaviour::Answer`].
+    Malformed,
 }
 
 impl Behaviour {
@@ -35,7 +38,7 @@ impl Behaviour {
         let rcode = match self {
             Self::ServFail => ResponseCode::ServFail,
             Self::Empty => ResponseCode::NoError,
-            Self::Answer | Self::HttpError(_) | Self::SlowAnswer(_) => return response,
+            Self::Answer | Self::HttpError(_) | Self::SlowAnswer(_) | Self::Malformed => return response,
         };
         response.metadata.response_code = rcode;
         response.answers.clear();

@@ -58,6 +58,10 @@ async fn dns_query(State(state): State<DohState>, request: Request) -> Response 
         )
             .into_response();
     }
+    if state.behaviour == Behaviour::Malformed {
+        let headers = [(axum::http::header::CONTENT_TYPE, DNS_MESSAGE)];
+        return (headers, "this is not a dns message").into_response();
+    }
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -1,17 +1,21 @@
 //! sim-gslb: the GSLB REST API (`gateway.gslb.goskope.com`) that clients 96.1 and later
 //! ask for the PoPs nearest them.
 //!
-//! `GET /v1/pops?tenant=<name>` answers a JSON list of PoPs ranked best first, or `403`
-//! with a JSON error when the tenant's GSLB flag is off. The ranking for the calling
-//! client's address and the agent side land with the GSLB issue; this crate already
-//! serves the list the world gives it.
+//! - `GET /v1/pops?tenant=<name>` answers `{"pops": [{"name", "ip"}, ...]}`, ranked as
+//!   the world decided (GSLB's geo ranking, which need not match measured RTTs), or `403`
+//!   with a JSON error when the tenant's GSLB flag is off.
+//! - `POST /v1/rtt?tenant=<name>` takes the client's measured RTTs (`{"rtts": [...]}`)
+//!   and answers `204`.
+//!
+//! Misbehaviours are data ([`Behaviour`]): HTTP errors, malformed JSON, an empty list,
+//! a slow answer.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +28,22 @@ pub struct PopEntry {
     pub ip: String,
 }
 
+/// How the service treats requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answer from the state.
+    #[default]
+    Answer,
+    /// Answer 200 with a body that is not JSON.
+    Malformed,
+    /// Answer 200 with an empty PoP list.
+    Empty,
+    /// Answer this HTTP status.
+    HttpError(u16),
+    /// Wait this long (on the tokio clock), then answer.
+    SlowAnswer(std::time::Duration),
+}
+
 /// What the service knows.
 #[derive(Debug, Clone)]
 pub struct GslbState {
@@ -33,6 +53,8 @@ pub struct GslbState {
     pub enabled: bool,
     /// PoPs, best first.
     pub pops: Arc<Vec<PopEntry>>,
+    /// How it misbehaves.
+    pub behaviour: Behaviour,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,13 +64,36 @@ struct PopsQuery {
 
 /// The service's router.
 pub fn router(state: GslbState) -> Router {
-    Router::new().route("/v1/pops", get(pops)).with_state(state)
+    Router::new()
+        .route("/v1/pops", get(pops))
+        .route("/v1/rtt", post(rtt))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, text: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": text }))).into_response()
+}
+
+async fn rtt(State(state): State<GslbState>, Query(q): Query<PopsQuery>, body: axum::body::Bytes) -> Response {
+    if q.tenant.as_deref() != Some(state.tenant.as_str()) {
+        return error(StatusCode::NOT_FOUND, "unknown tenant");
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) if v.get("rtts").is_some_and(|r| r.is_array()) => StatusCode::NO_CONTENT.into_response(),
+        _ => error(StatusCode::BAD_REQUEST, "expected a JSON body {\"rtts\": [...]}"),
+    }
 }
 
 async fn pops(State(state): State<GslbState>, Query(q): Query<PopsQuery>) -> Response {
-    let error = |status: StatusCode, text: &str| {
-        (status, Json(serde_json::json!({ "error": text }))).into_response()
-    };
+    match state.behaviour {
+        Behaviour::HttpError(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error(status, "simulated error");
+        }
+        Behaviour::Malformed => return (StatusCode::OK, "{\"pops\": [ this is not json").into_response(),
+        Behaviour::SlowAnswer(d) => tokio::time::sleep(d).await,
+        Behaviour::Answer | Behaviour::Empty => {}
+    }
     let Some(tenant) = q.tenant else {
         return error(StatusCode::BAD_REQUEST, "missing query parameter `tenant`");
     };
@@ -57,6 +102,9 @@ async fn pops(State(state): State<GslbState>, Query(q): Query<PopsQuery>) -> Res
     }
     if !state.enabled {
         return error(StatusCode::FORBIDDEN, "GSLB is not enabled for this tenant");
+    }
+    if state.behaviour == Behaviour::Empty {
+        return Json(serde_json::json!({ "pops": [] })).into_response();
     }
     Json(serde_json::json!({ "pops": state.pops.as_ref() })).into_response()
 }
@@ -77,6 +125,7 @@ mod tests {
                 name: "nyc1".into(),
                 ip: "8.36.116.35".into(),
             }]),
+            behaviour: Behaviour::Answer,
         }
     }
 

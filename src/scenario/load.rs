@@ -63,11 +63,21 @@ impl Source<'_> {
             },
         };
         // Checked in file order, so the first error reported is the first in the file.
-        let tenant = self.tenant(raw.tenant)?;
+        let mut raw_tenant = raw.tenant;
+        let gslb_order = raw_tenant.as_mut().and_then(|t| t.gslb_order.take());
+        let mut tenant = self.tenant(raw_tenant)?;
         let client = self.client(raw.client)?;
         let dns = self.dns(raw.dns, &client)?;
         let steering = self.steering(raw.steering)?;
         let pops = self.pops(raw.pops.unwrap_or_default())?;
+        for name in gslb_order.unwrap_or_default() {
+            if !pops.iter().any(|p| p.name == *name.get_ref()) {
+                let known: Vec<&str> = pops.iter().map(|p| p.name.as_str()).collect();
+                let help = format!("`tenant.gslb_order` lists PoP names: {}", known.join(", "));
+                return Err(self.err(name.span(), format!("no PoP named `{}`", name.get_ref()), help));
+            }
+            tenant.gslb_order.push(name.into_inner());
+        }
         let backup = self.backup(raw.backup)?;
         let origins = self.origins(raw.origins.unwrap_or_default())?;
         let network = self.network(raw.network)?;
@@ -105,6 +115,8 @@ impl Source<'_> {
         t.name = self.opt(&raw.name, tenant_name)?.unwrap_or(t.name);
         t.region = self.opt_word(&raw.region, "region")?.unwrap_or(t.region);
         t.gslb = raw.gslb.unwrap_or(t.gslb);
+        let behaviour = self.opt(&raw.gslb_behaviour, |s| ServerBehaviour::parse(s, true))?;
+        t.gslb_behaviour = behaviour.unwrap_or(t.gslb_behaviour);
         Ok(t)
     }
 

@@ -42,6 +42,12 @@ pub struct Tenant {
     pub region: Region,
     /// Backend flag enabling GSLB for clients >= 96.1; default false.
     pub gslb: bool,
+    /// How the GSLB API behaves (extension): answer | malformed | empty | http_NNN |
+    /// slow_answer[:DURATION]; default answer.
+    pub gslb_behaviour: ServerBehaviour,
+    /// The order GSLB lists the PoPs in (extension); default: PoPs in the client's
+    /// location first, then the rest in file order.
+    pub gslb_order: Vec<String>,
 }
 
 /// `tenant.region`: the goskope.com sub-domain, `""` (default, `acme.goskope.com`) | `"eu"` |
@@ -108,6 +114,7 @@ pub enum ServerBehaviour {
     Empty,
     HttpError(u16),
     SlowAnswer(Duration),
+    Malformed,
 }
 
 /// The certificate a server presents: `"trusted"` (default) | `"untrusted"` (signed by a CA the

@@ -53,6 +53,8 @@ pub(super) struct RawTenant {
     pub name: S,
     pub region: S,
     pub gslb: Option<bool>,
+    pub gslb_behaviour: S,
+    pub gslb_order: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +174,8 @@ impl Default for Tenant {
             name: "acme".into(),
             region: Region::Global,
             gslb: false,
+            gslb_behaviour: ServerBehaviour::Answer,
+            gslb_order: Vec::new(),
         }
     }
 }
@@ -301,7 +305,7 @@ impl ServerBehaviour {
     /// `http_NNN` (400-599) only when `http` (the DoH server), not for the LDNS.
     pub fn parse(s: &str, http: bool) -> Result<ServerBehaviour, String> {
         let words = if http {
-            "\"answer\", \"servfail\", \"empty\", \"http_NNN\", \"slow_answer[:DURATION]\""
+            "\"answer\", \"servfail\", \"empty\", \"malformed\", \"http_NNN\", \"slow_answer[:DURATION]\""
         } else {
             "\"answer\", \"servfail\", \"empty\", \"slow_answer[:DURATION]\""
         };
@@ -313,6 +317,7 @@ impl ServerBehaviour {
             ("answer", _) => Ok(ServerBehaviour::Answer),
             ("servfail", _) => Ok(ServerBehaviour::ServFail),
             ("empty", _) => Ok(ServerBehaviour::Empty),
+            ("malformed", _) if http => Ok(ServerBehaviour::Malformed),
             ("slow_answer", _) => Ok(ServerBehaviour::SlowAnswer(DEFAULT_SLOW_ANSWER)),
             (_, Some(_)) if !http => Err(format!(
                 "the local resolver speaks plain DNS, not HTTP; write one of {words}"

@@ -57,6 +57,9 @@ pub enum WorldError {
 /// The port of the local resolver.
 const DNS_PORT: u16 = 53;
 
+/// The GSLB API's name.
+pub const GSLB_NAME: &str = "gateway.gslb.goskope.com";
+
 /// Runs `scenario` with `seed` (the scenario's own unless overridden) and reports.
 pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldError> {
     check_supported(scenario)?;
@@ -141,6 +144,7 @@ struct Plan {
     endpoint: Ipv4Addr,
     doh: Ipv4Addr,
     backup: Ipv4Addr,
+    gslb: Ipv4Addr,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -172,6 +176,8 @@ impl Plan {
             ];
             registry.add(pop.ip, entry(Role::Pop(pop.name.clone()), &pop.name, names))?;
         }
+        let gslb = registry.free_address();
+        registry.add(gslb, entry(Role::Gslb, "gslb", vec![GSLB_NAME.to_string()]))?;
         let backup = s.backup.ip.unwrap_or_else(|| registry.free_address());
         registry.add(
             backup,
@@ -199,6 +205,7 @@ impl Plan {
             zone.insert(&origin.host, origin.ip);
         }
         zone.insert(&s.dns.doh, doh);
+        zone.insert(GSLB_NAME, gslb);
         let client_net = ipnet::Ipv4Net::new(s.client.ip, 24).map(|n| n.trunc());
         if let Ok(net) = client_net {
             zone.locate(net, &s.client.location);
@@ -211,6 +218,7 @@ impl Plan {
             endpoint: s.client.ip,
             doh,
             backup,
+            gslb,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -252,6 +260,44 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
         ServerBehaviour::Empty => sim_doh::Behaviour::Empty,
         ServerBehaviour::HttpError(code) => sim_doh::Behaviour::HttpError(*code),
         ServerBehaviour::SlowAnswer(d) => sim_doh::Behaviour::SlowAnswer(*d),
+        ServerBehaviour::Malformed => sim_doh::Behaviour::Malformed,
+    }
+}
+
+/// GSLB's answer: the scenario's `gslb_order`, else PoPs in the client's location first,
+/// then the rest in file order (a geo ranking, which need not match measured RTTs).
+fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
+    let mut pops: Vec<&crate::scenario::Pop> = s.pops.iter().collect();
+    if s.tenant.gslb_order.is_empty() {
+        pops.sort_by_key(|p| p.location != s.client.location);
+    } else {
+        pops.sort_by_key(|p| s.tenant.gslb_order.iter().position(|n| *n == p.name).unwrap_or(usize::MAX));
+    }
+    let behaviour = match &s.tenant.gslb_behaviour {
+        ServerBehaviour::Answer => sim_gslb::Behaviour::Answer,
+        ServerBehaviour::ServFail | ServerBehaviour::HttpError(_) => {
+            let code = match s.tenant.gslb_behaviour {
+                ServerBehaviour::HttpError(c) => c,
+                _ => 500,
+            };
+            sim_gslb::Behaviour::HttpError(code)
+        }
+        ServerBehaviour::Empty => sim_gslb::Behaviour::Empty,
+        ServerBehaviour::Malformed => sim_gslb::Behaviour::Malformed,
+        ServerBehaviour::SlowAnswer(d) => sim_gslb::Behaviour::SlowAnswer(*d),
+    };
+    sim_gslb::GslbState {
+        tenant: s.tenant.name.clone(),
+        enabled: s.tenant.gslb,
+        pops: Arc::new(
+            pops.iter()
+                .map(|p| sim_gslb::PopEntry {
+                    name: p.name.clone(),
+                    ip: p.ip.to_string(),
+                })
+                .collect(),
+        ),
+        behaviour,
     }
 }
 
@@ -285,6 +331,14 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
             Some(doh_tls.clone()),
             443,
         )
+    });
+
+    // The GSLB API.
+    let gslb_leaf = pki.leaf(&[GSLB_NAME.to_string()], Authority::Public, false)?;
+    let gslb_tls = serve::server_config(&gslb_leaf, Arc::new(clock))?;
+    let gslb = gslb_state(s);
+    sim.host(IpAddr::V4(plan.gslb), move || {
+        serve::https(sim_gslb::router(gslb.clone()), Some(gslb_tls.clone()), 443)
     });
 
     // The local resolver.
@@ -370,6 +424,8 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         client_ip: s.client.ip,
         doh_name: s.dns.doh.clone(),
         doh_addr: SocketAddr::from((plan.doh, 443)),
+        gslb_name: GSLB_NAME.to_string(),
+        gslb_addr: SocketAddr::from((plan.gslb, 443)),
         ldns: SocketAddr::from((s.dns.ldns, DNS_PORT)),
         gateway_port: 443,
         tunnel: match s.client.tunnel {

@@ -17,6 +17,8 @@ pub enum Role {
     Doh,
     /// The local resolver.
     Ldns,
+    /// The GSLB API.
+    Gslb,
     /// An origin server.
     Origin(String),
 }

@@ -53,6 +53,10 @@ pub struct Config {
     pub doh_name: String,
     /// The DNS-over-HTTPS server's address (the client has it built in).
     pub doh_addr: SocketAddr,
+    /// The GSLB API's name (`gateway.gslb.goskope.com`), asked by clients 96.1 and later.
+    pub gslb_name: String,
+    /// The GSLB API's address.
+    pub gslb_addr: SocketAddr,
     /// The local resolver (the OS's configured DNS server).
     pub ldns: SocketAddr,
     /// The gateways' port (443 in the field; real-mode tests use ephemeral ports).
@@ -75,6 +79,8 @@ pub struct Names {
     pub gateway: String,
     /// `gateway-backup-<tenant>.<domain>`.
     pub backup: String,
+    /// The domain: `goskope.com` or a regional form.
+    pub domain: String,
 }
 
 impl Names {
@@ -89,6 +95,30 @@ impl Names {
         Names {
             gateway: format!("gateway-{tenant}.{domain}"),
             backup: format!("gateway-backup-{tenant}.{domain}"),
+            domain: domain.to_string(),
         }
+    }
+}
+
+/// Whether a client version (`95.1.0`, `95.1.0.870`, `96.1`) is at least `major.minor`.
+/// Unreadable parts count as 0.
+pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    have >= (major, minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_then_minor() {
+        assert!(!version_at_least("95.1.0.870", 96, 1));
+        assert!(version_at_least("96.1", 96, 1));
+        assert!(version_at_least("96.1.0.1", 96, 1));
+        assert!(version_at_least("100.0", 96, 1));
+        assert!(!version_at_least("96.0.9", 96, 1));
+        assert!(!version_at_least("garbage", 96, 1));
     }
 }

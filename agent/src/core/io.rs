@@ -26,7 +26,7 @@ pub enum Action {
     /// Emit a log line.
     Log(LogLine),
     /// POST `body` (an `application/dns-message`) to `https://<server_name>/dns-query` at
-    /// `addr`, and report [`DohOutcome`].
+    /// `addr`, and report [`HttpOutcome`].
     QueryDoh {
         /// Operation id.
         op: OpId,
@@ -71,6 +71,36 @@ pub enum Action {
     CloseTunnel {
         /// The tunnel.
         op: OpId,
+    },
+    /// GET `path` from the GSLB API at `addr` over HTTPS and report [`HttpOutcome`].
+    QueryGslb {
+        /// Operation id.
+        op: OpId,
+        /// TLS server name and HTTP host.
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// Path and query.
+        path: String,
+    },
+    /// Open (and close) a TCP connection to `addr` and report whether it connected; the
+    /// core times it.
+    Probe {
+        /// Operation id.
+        op: OpId,
+        /// The PoP's gateway address.
+        addr: SocketAddr,
+    },
+    /// POST the measured RTTs (JSON) back to the GSLB API; nobody waits for the answer.
+    PostGslbRtt {
+        /// TLS server name and HTTP host.
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// Path.
+        path: String,
+        /// JSON body.
+        body: Vec<u8>,
     },
     /// Tell the app what the agent decided for its flow.
     Steer {
@@ -131,9 +161,9 @@ impl std::fmt::Display for NetError {
     }
 }
 
-/// The result of a DNS-over-HTTPS exchange.
+/// The result of an HTTPS exchange (DNS over HTTPS, the GSLB API).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DohOutcome {
+pub enum HttpOutcome {
     /// An HTTP response arrived.
     Response {
         /// HTTP status.

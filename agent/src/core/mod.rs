@@ -16,6 +16,7 @@
 //! exponential backoff with jitter and start over from the primary.
 
 mod config;
+mod gslb;
 pub mod dns;
 mod io;
 mod log;
@@ -29,8 +30,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-pub use config::{Config, Names, Region, TunnelProto};
-pub use io::{Action, DnsTransport, DohOutcome, LdnsOutcome, NetError, OpId, TunnelEvent};
+pub use config::{Config, Names, Region, TunnelProto, version_at_least};
+pub use io::{Action, DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, TunnelEvent};
 pub use log::{Level, LogLine};
 pub use timer::*;
 
@@ -125,19 +126,29 @@ pub struct Agent {
 enum Phase {
     Idle,
     Resolving(Resolving),
+    Probing(gslb::Probing),
     Connecting {
-        role: Role,
-        method: Method,
-        addr: SocketAddr,
+        target: Target,
         op: OpId,
+        /// Next-best targets (GSLB's other PoPs) to try before the backup.
+        rest: Vec<Target>,
     },
     Connected {
-        role: Role,
-        addr: SocketAddr,
+        target: Target,
         op: OpId,
     },
     WaitingToReconnect,
     Stopped,
+}
+
+/// A gateway to connect to: its name (the TLS server name), address, and how it was
+/// found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    role: Role,
+    method: Method,
+    name: String,
+    addr: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -154,16 +165,16 @@ impl Agent {
     /// A new agent that has not started yet.
     pub fn new(config: Config) -> Agent {
         let names = Names::new(&config.tenant, config.region);
-        let proto = if config.tunnel == TunnelProto::Dtls && !config.dtls_available {
-            TunnelProto::Tls
-        } else {
-            config.tunnel
-        };
+        let proto = preferred_proto(&config);
         Agent {
             rng: fastrand::Rng::with_seed(config.seed),
             names,
             proto,
-            methods: vec![Method::Edns, Method::Ldns],
+            methods: if config::version_at_least(&config.version, 96, 1) {
+                vec![Method::Gslb, Method::Edns, Method::Ldns]
+            } else {
+                vec![Method::Edns, Method::Ldns]
+            },
             config,
             phase: Phase::Idle,
             status: TunnelStatus::Disconnected,
@@ -187,7 +198,7 @@ impl Agent {
     /// What the agent reports about itself.
     pub fn status(&self) -> Status {
         let gateway = match &self.phase {
-            Phase::Connected { role, addr, .. } => Some((self.proto, *addr, *role)),
+            Phase::Connected { target, .. } => Some((self.proto, target.addr, target.role)),
             _ => None,
         };
         Status {
@@ -218,6 +229,7 @@ impl Agent {
             );
         }
         self.failures = 0;
+        self.proto = self.preferred_proto();
         self.begin_attempt(Role::Primary, now);
     }
 
@@ -225,6 +237,11 @@ impl Agent {
     pub fn handle_stop(&mut self, _now: Instant) {
         match std::mem::replace(&mut self.phase, Phase::Stopped) {
             Phase::Resolving(r) => self.push(Action::Cancel { op: r.op }),
+            Phase::Probing(p) => {
+                for op in p.pending_ops() {
+                    self.push(Action::Cancel { op });
+                }
+            }
             Phase::Connecting { op, .. } => self.push(Action::Cancel { op }),
             Phase::Connected { op, .. } => self.push(Action::CloseTunnel { op }),
             Phase::Idle | Phase::WaitingToReconnect | Phase::Stopped => {}
@@ -239,7 +256,7 @@ impl Agent {
     }
 
     /// A DNS-over-HTTPS exchange finished.
-    pub fn handle_doh(&mut self, op: OpId, outcome: DohOutcome, now: Instant) {
+    pub fn handle_doh(&mut self, op: OpId, outcome: HttpOutcome, now: Instant) {
         let Phase::Resolving(r) = &self.phase else {
             return;
         };
@@ -249,7 +266,7 @@ impl Agent {
         let query_id = r.query_id;
         self.timers.remove(&Timer::DohTimeout);
         match outcome {
-            DohOutcome::Failed(err) => {
+            HttpOutcome::Failed(err) => {
                 let (code, text) = curl_error(&err);
                 self.log(
                     Level::Error,
@@ -258,7 +275,7 @@ impl Agent {
                 );
                 self.edns_failed(now);
             }
-            DohOutcome::Response { status, .. } if status != 200 => {
+            HttpOutcome::Response { status, .. } if status != 200 => {
                 self.log(
                     Level::Error,
                     "downloader",
@@ -266,7 +283,7 @@ impl Agent {
                 );
                 self.edns_failed(now);
             }
-            DohOutcome::Response { body, .. } => match dns::read_answer(query_id, &body) {
+            HttpOutcome::Response { body, .. } => match dns::read_answer(query_id, &body) {
                 Ok(Answer::Addresses(ips)) => {
                     self.log(
                         Level::Info,
@@ -356,10 +373,9 @@ impl Agent {
             (Phase::Connecting { op: cur, .. }, TunnelEvent::Connected) if *cur == op => {
                 self.tunnel_up(now)
             }
-            (Phase::Connecting { op: cur, addr, .. }, TunnelEvent::Failed(err)) if *cur == op => {
-                let addr = *addr;
+            (Phase::Connecting { op: cur, .. }, TunnelEvent::Failed(err)) if *cur == op => {
                 self.timers.remove(&Timer::TunnelConnect);
-                self.connect_failed(addr, &err, now);
+                self.connect_failed(&err, now);
             }
             (Phase::Connected { op: cur, .. }, TunnelEvent::KeepaliveAck { .. }) if *cur == op => {
                 self.timers
@@ -539,6 +555,8 @@ impl Agent {
                     self.edns_failed(now);
                 }
             }
+            Timer::GslbTimeout => self.gslb_timed_out(now),
+            Timer::ProbeDeadline => self.probes_done(now),
             Timer::LdnsTry => {
                 if let Phase::Resolving(r) = &self.phase {
                     let (op, tries) = (r.op, r.tries);
@@ -556,13 +574,13 @@ impl Agent {
                 }
             }
             Timer::TunnelConnect => {
-                if let Phase::Connecting { op, addr, .. } = self.phase {
+                if let Phase::Connecting { op, .. } = self.phase {
                     self.push(Action::Cancel { op });
                     let err = NetError::Other(format!(
                         "connect timed out after {}s",
                         TUNNEL_CONNECT_TIMEOUT.as_secs()
                     ));
-                    self.connect_failed(addr, &err, now);
+                    self.connect_failed(&err, now);
                 }
             }
             Timer::KeepaliveSend => {
@@ -628,8 +646,9 @@ impl Agent {
                 self.timers.insert(Timer::DohTimeout, now + DOH_TIMEOUT);
             }
             Method::Ldns => self.send_ldns(DnsTransport::Udp, now),
-            // No GSLB client in this core yet: the method list never holds it.
-            Method::Gslb => self.method_failed(now),
+            // GSLB picks PoPs for the primary gateway only; the backup has one name.
+            Method::Gslb if role == Role::Backup => self.start_method(role, method_index + 1, now),
+            Method::Gslb => self.start_gslb(op, now),
         }
     }
 
@@ -683,6 +702,7 @@ impl Agent {
         let (role, index) = (r.role, r.method_index);
         self.timers.remove(&Timer::LdnsTry);
         self.timers.remove(&Timer::DohTimeout);
+        self.timers.remove(&Timer::GslbTimeout);
         let name = self.name_for(role).to_string();
         let method = self.methods[index];
         self.log(
@@ -705,52 +725,82 @@ impl Agent {
         self.timers.remove(&Timer::LdnsTry);
         self.timers.remove(&Timer::DohTimeout);
         let name = self.name_for(role).to_string();
-        let proto = self.proto.as_str();
         self.log(
             Level::Info,
             "dnsResolver",
             format!("Hostname {name} resolved by {}", method.as_str()),
         );
+        let addr = SocketAddr::from((ip, self.config.gateway_port));
+        let target = Target {
+            role,
+            method,
+            name,
+            addr,
+        };
+        self.connect(target, Vec::new(), now);
+    }
+
+    /// Opens the tunnel to `target`; `rest` are the next-best targets.
+    fn connect(&mut self, target: Target, rest: Vec<Target>, now: Instant) {
+        let proto = self.proto.as_str();
         self.log(
             Level::Info,
             "nsssl",
             format!(
-                "{proto} remote host {name} resolved to {ip}, port {}",
-                self.config.gateway_port
+                "{proto} remote host {} resolved to {}, port {}",
+                target.name,
+                target.addr.ip(),
+                target.addr.port()
             ),
         );
-        let addr = SocketAddr::from((ip, self.config.gateway_port));
         let op = self.new_op();
-        self.phase = Phase::Connecting {
-            role,
-            method,
-            addr,
-            op,
-        };
         self.push(Action::OpenTunnel {
             op,
-            server_name: name,
-            addr,
+            server_name: target.name.clone(),
+            addr: target.addr,
             proto: self.proto,
         });
+        self.phase = Phase::Connecting { target, op, rest };
         self.timers
             .insert(Timer::TunnelConnect, now + TUNNEL_CONNECT_TIMEOUT);
     }
 
-    fn connect_failed(&mut self, addr: SocketAddr, err: &NetError, now: Instant) {
-        let Phase::Connecting { role, .. } = self.phase else {
+    fn connect_failed(&mut self, err: &NetError, now: Instant) {
+        let Phase::Connecting { target, rest, .. } = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
-        let name = self.name_for(role).to_string();
         let proto = self.proto.as_str();
+        let (name, addr) = (&target.name, target.addr);
         let line = match err {
             NetError::Tls(reason) => {
                 format!("{proto} handshake with {name}({addr}) failed: {reason}")
             }
-            other => format!("{proto} failed to connect to {name}({addr}), err: {other}"),
+            other => format!("{proto} failed to connect to {name}:{}, err: {other}", addr.port()),
         };
         self.log(Level::Error, "nsssl", line);
-        self.role_failed(role, now);
+        if self.proto == TunnelProto::Dtls {
+            // DTLS failed: the client moves to TLS and stays there until it restarts.
+            self.log(Level::Error, "nsTunnel", "DTLS nsssl_connect failed, err: -1".to_string());
+            self.log(
+                Level::Warning,
+                "nsTunnel",
+                format!("DTLS to {name} failed, falling back to TLS"),
+            );
+            self.proto = TunnelProto::Tls;
+            return self.connect(target, rest, now);
+        }
+        let mut rest = rest.into_iter();
+        match rest.next() {
+            Some(next) => {
+                self.log(
+                    Level::Warning,
+                    "nsTunnel",
+                    format!("{proto} Trying the next PoP: {}", next.name),
+                );
+                self.connect(next, rest.collect(), now);
+            }
+            None => self.role_failed(target.role, now),
+        }
     }
 
     /// Every way to reach the gateway in `role` failed.
@@ -785,31 +835,32 @@ impl Agent {
     }
 
     fn tunnel_up(&mut self, now: Instant) {
-        let Phase::Connecting {
-            role,
-            method,
-            addr,
-            op,
-        } = self.phase
-        else {
+        let Phase::Connecting { target, op, .. } = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
         self.timers.remove(&Timer::TunnelConnect);
         self.session += 1;
         self.failures = 0;
-        self.resolved_by = Some(method);
-        self.phase = Phase::Connected { role, addr, op };
-        let name = self.name_for(role).to_string();
-        self.log(
-            Level::Info,
-            "nsTunnel",
+        self.resolved_by = Some(target.method);
+        let line = if target.method == Method::Gslb {
             format!(
-                "{} [sessId {}] SSL connected to the server: {name}:{} successfully",
+                "{} SSL connected to the gslbgw server: {}({}):{} successfully",
+                self.proto.as_str(),
+                target.name,
+                target.addr.ip(),
+                target.addr.port()
+            )
+        } else {
+            format!(
+                "{} [sessId {}] SSL connected to the server: {}:{} successfully",
                 self.proto.as_str(),
                 self.session,
-                self.config.gateway_port
-            ),
-        );
+                target.name,
+                target.addr.port()
+            )
+        };
+        self.phase = Phase::Connected { target, op };
+        self.log(Level::Info, "nsTunnel", line);
         self.set_status(TunnelStatus::Connected);
         self.timers
             .insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
@@ -860,6 +911,10 @@ impl Agent {
         self.timers.insert(Timer::Reconnect, now + delay);
     }
 
+    fn preferred_proto(&self) -> TunnelProto {
+        preferred_proto(&self.config)
+    }
+
     fn set_status(&mut self, status: TunnelStatus) {
         if self.status != status {
             self.status = status;
@@ -874,7 +929,7 @@ impl Agent {
     fn target_name(&self) -> &str {
         match &self.phase {
             Phase::Resolving(r) => self.name_for(r.role),
-            Phase::Connecting { role, .. } | Phase::Connected { role, .. } => self.name_for(*role),
+            Phase::Connecting { target, .. } | Phase::Connected { target, .. } => &target.name,
             _ => &self.names.gateway,
         }
     }
@@ -901,6 +956,15 @@ impl Agent {
             component,
             text,
         }));
+    }
+}
+
+/// DTLS when configured and available, else TLS.
+fn preferred_proto(config: &Config) -> TunnelProto {
+    if config.tunnel == TunnelProto::Dtls && !config.dtls_available {
+        TunnelProto::Tls
+    } else {
+        config.tunnel
     }
 }
 

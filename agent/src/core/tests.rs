@@ -20,6 +20,8 @@ fn config() -> Config {
         client_ip: Ipv4Addr::new(10, 173, 13, 40),
         doh_name: "dns.google".into(),
         doh_addr: SocketAddr::from(([8, 8, 8, 8], 443)),
+        gslb_name: "gateway.gslb.goskope.com".into(),
+        gslb_addr: SocketAddr::from(([198, 18, 0, 1], 443)),
         ldns: SocketAddr::from(([10, 0, 0, 53], 53)),
         gateway_port: 443,
         tunnel: TunnelProto::Tls,
@@ -95,7 +97,7 @@ fn doh_answer_opens_tunnel_to_the_address() {
     let (op, body) = doh_query(&acts);
     let ip = Ipv4Addr::new(8, 36, 116, 35);
     let body = answer(&body, &[ip], ResponseCode::NoError);
-    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    agent.handle_doh(op, HttpOutcome::Response { status: 200, body }, now);
     let (acts, logs) = drain(&mut agent);
     assert!(logs.iter().any(|l| l.contains("resolved by EDNS")));
     assert!(
@@ -150,7 +152,7 @@ fn late_answers_are_ignored() {
     let body = answer(&body, &[Ipv4Addr::new(1, 2, 3, 4)], ResponseCode::NoError);
     agent.handle_doh(
         op,
-        DohOutcome::Response { status: 200, body },
+        HttpOutcome::Response { status: 200, body },
         now + DOH_TIMEOUT,
     );
     let (acts, _) = drain(&mut agent);
@@ -165,7 +167,7 @@ fn servfail_is_an_edns_failure() {
     let (acts, _) = drain(&mut agent);
     let (op, body) = doh_query(&acts);
     let body = answer(&body, &[], ResponseCode::ServFail);
-    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    agent.handle_doh(op, HttpOutcome::Response { status: 200, body }, now);
     let (acts, logs) = drain(&mut agent);
     assert!(logs.iter().any(|l| l.contains("rcode Server Failure")
         || l.contains("SERVFAIL")
@@ -193,7 +195,7 @@ fn silent_tunnel_is_declared_dead_and_reconnected() {
         &[Ipv4Addr::new(8, 36, 116, 35)],
         ResponseCode::NoError,
     );
-    agent.handle_doh(op, DohOutcome::Response { status: 200, body }, now);
+    agent.handle_doh(op, HttpOutcome::Response { status: 200, body }, now);
     let (acts, _) = drain(&mut agent);
     let Action::OpenTunnel { op, .. } = acts[0].clone() else {
         panic!("no tunnel")

@@ -17,6 +17,16 @@ pub const LDNS_TRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// truncated answer) before LDNS resolution fails.
 pub const LDNS_TRIES: u32 = 3;
 
+/// How long the GSLB REST call may take before the client falls back to EDNS (the
+/// vendor's API timeout).
+pub const GSLB_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the client waits for its TCP RTT probes of GSLB's PoPs.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How many of GSLB's PoPs the client probes ("roughly the ten closest").
+pub const MAX_PROBES: usize = 10;
+
 /// How long a tunnel connect (TCP or UDP handshake plus TLS/DTLS handshake) may take.
 pub const TUNNEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,6 +48,10 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 pub enum Timer {
     /// When to give up on the DNS-over-HTTPS exchange and fall back to LDNS.
     DohTimeout,
+    /// When to give up on the GSLB API and fall back to EDNS.
+    GslbTimeout,
+    /// When to stop waiting for RTT probes and pick from what answered.
+    ProbeDeadline,
     /// When to give up on one local resolver try and send the next one.
     LdnsTry,
     /// When to give up on the tunnel connect and fail over.
@@ -55,6 +69,8 @@ impl Timer {
     pub fn reason(self) -> &'static str {
         match self {
             Timer::DohTimeout => "EDNS download timeout",
+            Timer::GslbTimeout => "GSLB API timeout",
+            Timer::ProbeDeadline => "RTT probes over",
             Timer::LdnsTry => "LDNS answer timeout",
             Timer::TunnelConnect => "tunnel connect timeout",
             Timer::KeepaliveSend => "keepalive due",
