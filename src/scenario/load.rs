@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::clock::parse_clock;
+use super::files;
 use super::duration::{format_duration, parse_duration};
 use super::model::*;
 use super::raw::*;
@@ -171,6 +172,26 @@ impl Source<'_> {
         s.managed = self.list(raw.managed, target)?;
         s.exceptions = self.list(raw.exceptions, target)?;
         s.bypass_apps = self.list(raw.bypass_apps, app)?;
+        for entry in raw.pinned_apps.unwrap_or_default() {
+            let table = entry.span();
+            let entry = entry.into_inner();
+            let process = self.required(&entry.process, "process", "[[steering.pinned_apps]]", &table)?;
+            let action = self.required(&entry.action, "action", "[[steering.pinned_apps]]", &table)?;
+            s.pinned_apps.push(PinnedApp {
+                process: self.check(process, app)?,
+                action: self.word(action, "pinned app action")?,
+            });
+        }
+        if let Some(file) = &raw.exceptions_file {
+            let text = self.read_beside(file)?;
+            let list = self.at(file.span(), files::exceptions(file.get_ref(), &text))?;
+            s.exceptions.extend(list);
+        }
+        if let Some(file) = &raw.bypass_file {
+            let text = self.read_beside(file)?;
+            let apps = self.at(file.span(), files::bypass_apps(file.get_ref(), &text))?;
+            s.pinned_apps.extend(apps);
+        }
         s.steer_dns = raw.steer_dns.unwrap_or(s.steer_dns);
         s.private_apps = raw.private_apps.unwrap_or(s.private_apps);
         Ok(s)

@@ -11,6 +11,7 @@
 
 mod clock;
 mod duration;
+mod files;
 mod load;
 mod model;
 mod raw;
@@ -217,6 +218,16 @@ impl Source<'_> {
         value
             .as_ref()
             .ok_or_else(|| self.err(header.clone(), message, format!("add `{key} = \"...\"`")))
+    }
+
+    /// The text of a file named relative to the scenario's folder.
+    fn read_beside(&self, name: &Spanned<String>) -> Res<String> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let path = dir.join(name.get_ref());
+        std::fs::read_to_string(&path).map_err(|e| {
+            let help = "the path is relative to the scenario file's folder";
+            self.err(name.span(), format!("cannot read {}: {e}", path.display()), help)
+        })
     }
 
     /// 1-based line number of a byte offset.

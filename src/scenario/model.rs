@@ -136,12 +136,33 @@ pub struct Steering {
     pub managed: Vec<String>,
     /// Never steered: domains, wildcards, IPs, CIDRs.
     pub exceptions: Vec<String>,
-    /// Certificate-pinned apps, by process name or domain.
+    /// Certificate-pinned apps, by process name (contract key: each is bypassed).
     pub bypass_apps: Vec<String>,
+    /// Certificate-pinned apps with an action (extension `pinned_apps`, and the entries
+    /// of `bypass_file`).
+    pub pinned_apps: Vec<PinnedApp>,
     /// Mode `all` only: DNS also goes through the tunnel.
     pub steer_dns: bool,
     /// Steer RFC 1918 destinations too.
     pub private_apps: bool,
+}
+
+/// A certificate-pinned app and what the agent does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedApp {
+    /// Process name.
+    pub process: String,
+    /// What to do with its flows.
+    pub action: PinnedAction,
+}
+
+/// `pinned_apps[].action`: `"bypass"` (send direct) | `"tunnel"` (tunnel it, without
+/// inspection) | `"block"` (drop it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinnedAction {
+    Bypass,
+    Tunnel,
+    Block,
 }
 
 /// `steering.mode`: `"cloud-apps"` (default; the managed list only) | `"web"` (ports in

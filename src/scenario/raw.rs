@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::model::{
     Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
-    FirewallPlace, Network, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
+    FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
     ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
 };
 use super::{LoadError, from_toml};
@@ -86,8 +86,18 @@ pub(super) struct RawSteering {
     pub managed: Option<Vec<Spanned<String>>>,
     pub exceptions: Option<Vec<Spanned<String>>>,
     pub bypass_apps: Option<Vec<Spanned<String>>>,
+    pub pinned_apps: Option<Vec<Spanned<RawPinnedApp>>>,
+    pub exceptions_file: S,
+    pub bypass_file: S,
     pub steer_dns: Option<bool>,
     pub private_apps: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table with `process` and `action`")]
+pub(super) struct RawPinnedApp {
+    pub process: S,
+    pub action: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +227,7 @@ impl Default for Steering {
             managed: vec![],
             exceptions: vec![],
             bypass_apps: vec![],
+            pinned_apps: vec![],
             steer_dns: false,
             private_apps: false,
         }
@@ -291,6 +302,7 @@ words! {
     TunnelProto { Dtls = "dtls", Tls = "tls" }
     CertKind { Trusted = "trusted", Untrusted = "untrusted", Expired = "expired" }
     SteeringMode { CloudApps = "cloud-apps", Web = "web", All = "all" }
+    PinnedAction { Bypass = "bypass", Tunnel = "tunnel", Block = "block" }
     ProxyDiscovery { Manual = "manual", Pac = "pac", Wpad = "wpad" }
     FirewallPlace { Host = "host", Perimeter = "perimeter" }
     RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect" }

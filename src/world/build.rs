@@ -24,7 +24,7 @@ use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
 use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
-    CertKind, EventAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode,
+    CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode,
     TunnelProto, TunnelState,
 };
 
@@ -570,6 +570,23 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     Ok((outcome, timeline.lines(), flows))
 }
 
+/// Pinned apps: `bypass_apps` (bypass), then `pinned_apps` and the bypass file (which
+/// win for the same process).
+fn pinned_apps(s: &Scenario) -> BTreeMap<String, agent::core::steer::PinnedAction> {
+    use agent::core::steer::PinnedAction as A;
+    let mut apps: BTreeMap<String, A> =
+        s.steering.bypass_apps.iter().map(|a| (a.to_ascii_lowercase(), A::Bypass)).collect();
+    for app in &s.steering.pinned_apps {
+        let action = match app.action {
+            PinnedAction::Bypass => A::Bypass,
+            PinnedAction::Tunnel => A::Tunnel,
+            PinnedAction::Block => A::Block,
+        };
+        apps.insert(app.process.to_ascii_lowercase(), action);
+    }
+    apps
+}
+
 /// The agent's steering configuration from the scenario's `[steering]` table.
 fn steering(s: &Scenario) -> agent::core::steer::Steering {
     use agent::core::steer::{DomainSet, Mode, Steering};
@@ -581,12 +598,7 @@ fn steering(s: &Scenario) -> agent::core::steer::Steering {
         },
         ports: s.steering.ports.clone(),
         managed: DomainSet::new(s.steering.managed.iter().map(String::as_str)),
-        bypass_apps: s
-            .steering
-            .bypass_apps
-            .iter()
-            .map(|a| a.to_ascii_lowercase())
-            .collect(),
+        pinned_apps: pinned_apps(s),
         steer_dns: s.steering.steer_dns,
         private_apps: s.steering.private_apps,
         fail_close: s.client.fail_close,

@@ -469,6 +469,11 @@ impl Agent {
                 "BypassAppMgr",
                 format!("Bypassing connection from process: {process}, host: {host}"),
             ),
+            (_, Reason::PinnedBlock(_)) => (
+                Level::Info,
+                "BypassAppMgr",
+                format!("Dropping connection from process: {process}, host: {host}"),
+            ),
             (_, Reason::DomainException(_)) => (
                 Level::Info,
                 "BypassAppMgr",

@@ -14,12 +14,15 @@
 
 pub mod dnsmap;
 pub mod domains;
+pub mod nets;
 
 use std::fmt;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 pub use dnsmap::DnsMap;
 pub use domains::DomainSet;
+pub use nets::NetSet;
 
 /// The steering mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,17 @@ impl Verdict {
     }
 }
 
+/// What the agent does with a certificate-pinned app's flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedAction {
+    /// Send them direct (bypassed).
+    Bypass,
+    /// Send them through the tunnel, exempt from inspection.
+    Tunnel,
+    /// Drop them.
+    Block,
+}
+
 /// Why a flow got its verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -66,8 +80,12 @@ pub enum Reason {
     NotManaged,
     /// The port is not a steered port.
     PortNotSteered(u16),
-    /// The process or host is a certificate-pinned bypass app.
+    /// The process is a certificate-pinned app sent direct.
     BypassApp(String),
+    /// The process is a certificate-pinned app tunneled without inspection.
+    PinnedTunnel(String),
+    /// The process is a certificate-pinned app whose flows are dropped.
+    PinnedBlock(String),
     /// A domain exception matched.
     DomainException(String),
     /// An IP or CIDR exception matched.
@@ -89,6 +107,8 @@ impl fmt::Display for Reason {
             Reason::NotManaged => f.write_str("not a managed domain"),
             Reason::PortNotSteered(p) => write!(f, "port {p} is not steered"),
             Reason::BypassApp(a) => write!(f, "bypass app {a}"),
+            Reason::PinnedTunnel(a) => write!(f, "pinned app {a}, tunneled without inspection"),
+            Reason::PinnedBlock(a) => write!(f, "pinned app {a}, blocked"),
             Reason::DomainException(d) => write!(f, "domain exception {d}"),
             Reason::IpException(n) => write!(f, "IP exception {n}"),
             Reason::PrivateAddress => f.write_str("private address (RFC 1918)"),
@@ -110,10 +130,10 @@ pub struct Steering {
     pub managed: DomainSet,
     /// Domain exceptions.
     pub exception_domains: DomainSet,
-    /// IP and CIDR exceptions, as `(network, prefix length)`.
-    pub exception_nets: Vec<(IpAddr, u8)>,
-    /// Bypass apps (certificate-pinned): process names, lower case.
-    pub bypass_apps: Vec<String>,
+    /// IP and CIDR exceptions.
+    pub exception_nets: NetSet,
+    /// Certificate-pinned apps by lower-case process name, with their action.
+    pub pinned_apps: BTreeMap<String, PinnedAction>,
     /// Mode all: DNS goes through the tunnel too.
     pub steer_dns: bool,
     /// RFC 1918 destinations are steered.
@@ -153,8 +173,8 @@ impl Default for Steering {
             ports: vec![80, 443],
             managed: DomainSet::default(),
             exception_domains: DomainSet::default(),
-            exception_nets: Vec::new(),
-            bypass_apps: Vec::new(),
+            exception_nets: NetSet::default(),
+            pinned_apps: BTreeMap::new(),
             steer_dns: false,
             private_apps: false,
             fail_close: false,
@@ -166,7 +186,7 @@ impl Steering {
     /// Parses exception entries: domains, `*.domains`, IPs and CIDRs.
     pub fn add_exception(&mut self, entry: &str) {
         if let Some(net) = parse_net(entry) {
-            self.exception_nets.push(net);
+            self.exception_nets.insert(net.0, net.1);
         } else {
             self.exception_domains.insert(entry);
         }
@@ -200,8 +220,14 @@ impl Steering {
             _ => {}
         }
         let process = flow.process.to_ascii_lowercase();
-        if let Some(app) = self.bypass_apps.iter().find(|a| **a == process) {
-            return decision(Verdict::Bypassed, Reason::BypassApp(app.clone()));
+        match self.pinned_apps.get(&process) {
+            Some(PinnedAction::Bypass) => return decision(Verdict::Bypassed, Reason::BypassApp(flow.process.clone())),
+            Some(PinnedAction::Block) => return decision(Verdict::Blocked, Reason::PinnedBlock(flow.process.clone())),
+            Some(PinnedAction::Tunnel) if tunnel_up => {
+                return decision(Verdict::Tunneled, Reason::PinnedTunnel(flow.process.clone()));
+            }
+            // Down: like any steered flow, below.
+            Some(PinnedAction::Tunnel) | None => {}
         }
         if let Some(pattern) = flow
             .names
@@ -210,11 +236,7 @@ impl Steering {
         {
             return decision(Verdict::Bypassed, Reason::DomainException(pattern));
         }
-        if let Some((net, len)) = self
-            .exception_nets
-            .iter()
-            .find(|(net, len)| in_net(ip, *net, *len))
-        {
+        if let Some((net, len)) = self.exception_nets.find(ip) {
             return decision(
                 Verdict::Bypassed,
                 Reason::IpException(format!("{net}/{len}")),
@@ -249,28 +271,6 @@ pub fn parse_net(entry: &str) -> Option<(IpAddr, u8)> {
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len = len.unwrap_or(max);
     (len <= max).then_some((ip, len))
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]
