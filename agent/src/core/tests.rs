@@ -211,3 +211,63 @@ fn silent_tunnel_is_declared_dead_and_reconnected() {
     assert_eq!(timer, Timer::Reconnect);
     assert!(at - (now + KEEPALIVE_TIMEOUT) <= BACKOFF_BASE + Duration::from_millis(1));
 }
+
+mod unrelated_events {
+    use super::*;
+    use crate::core::steer::{DomainSet, Mode, Steering};
+    use proptest::prelude::*;
+
+    fn dns_answer(name: &str, ip: Ipv4Addr) -> Vec<u8> {
+        let mut m = Message::new(9, MessageType::Response, OpCode::Query);
+        let owner = Name::from_ascii(format!("{name}.")).unwrap();
+        m.add_answer(Record::from_rdata(owner, 300, RData::A(A(ip))));
+        m.to_vec().unwrap()
+    }
+
+    fn decide(agent: &mut Agent, now: Instant, process: &str, dst: SocketAddr) -> crate::core::steer::Decision {
+        let src = SocketAddr::from(([10, 0, 0, 10], 50_000));
+        agent.handle_app_flow(1, process, src, dst, now);
+        let mut decision = None;
+        while let Some(a) = agent.poll_action() {
+            if let Action::Steer { decision: d, .. } = a {
+                decision = Some(d);
+            }
+        }
+        decision.expect("a decision")
+    }
+
+    proptest! {
+        /// DNS answers for other addresses and flows of other apps never change the
+        /// verdict of a flow.
+        #[test]
+        fn verdicts_ignore_unrelated_answers_and_flows(
+            noise in proptest::collection::vec((0u8..4, 1u8..250), 0..12),
+            mode in prop::sample::select(vec![Mode::CloudApps, Mode::Web, Mode::All]),
+        ) {
+            let mut cfg = config();
+            cfg.steering = Steering {
+                mode,
+                managed: DomainSet::new(["box.com", "*.box.com"]),
+                ..Steering::default()
+            };
+            cfg.steering.add_exception("zoom.us");
+            let now = Instant::now();
+            let target = Ipv4Addr::new(107, 152, 27, 197);
+            let dst = SocketAddr::from((target, 443));
+
+            let mut quiet = Agent::new(cfg.clone());
+            quiet.handle_app_dns(&dns_answer("www.box.com", target), now);
+            let expected = decide(&mut quiet, now, "chrome.exe", dst);
+
+            let mut noisy = Agent::new(cfg);
+            noisy.handle_app_dns(&dns_answer("www.box.com", target), now);
+            let names = ["zoom.us", "example.org", "a.box.com", "cdn.net"];
+            for (kind, last) in noise {
+                let ip = Ipv4Addr::new(198, 51, 100, last);
+                noisy.handle_app_dns(&dns_answer(names[usize::from(kind)], ip), now);
+                decide(&mut noisy, now, "other.exe", SocketAddr::from((ip, 443)));
+            }
+            prop_assert_eq!(decide(&mut noisy, now, "chrome.exe", dst), expected);
+        }
+    }
+}
