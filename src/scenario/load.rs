@@ -289,6 +289,20 @@ impl Source<'_> {
         }
         n.pac = raw.pac;
         n.direct_egress = raw.direct_egress.unwrap_or(n.direct_egress);
+        if let Some(mtu) = raw.path_mtu {
+            if !(68..=65_535).contains(mtu.get_ref()) {
+                let help = "an IPv4 path MTU is between 68 and 65535 bytes, e.g. 1400";
+                return Err(self.err(mtu.span(), format!("path_mtu {} is out of range", mtu.get_ref()), help));
+            }
+            n.path_mtu = Some(mtu.into_inner());
+        }
+        if let Some(loss) = raw.udp_loss {
+            if !(0.0..=1.0).contains(loss.get_ref()) {
+                let help = "write a share between 0.0 and 1.0, e.g. 0.3 for 30%";
+                return Err(self.err(loss.span(), format!("udp_loss {} is out of range", loss.get_ref()), help));
+            }
+            n.udp_loss = loss.into_inner();
+        }
         Ok(n)
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One scenario file, validated. See `docs/scenario-reference.md` for every key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     /// The file it was loaded from (as given to the loader).
     pub path: PathBuf,
@@ -205,7 +205,7 @@ pub struct Origin {
 }
 
 /// `[network]`: firewalls and proxy between the endpoint and the internet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Network {
     /// Ordered first-match rules on the endpoint.
     pub host_firewall: Vec<Rule>,
@@ -216,6 +216,12 @@ pub struct Network {
     pub pac: Option<String>,
     /// False: only the proxy reaches the internet. Default true.
     pub direct_egress: bool,
+    /// Extension: the largest UDP datagram (bytes) the path carries; larger ones are
+    /// dropped (no fragmentation). Default: no limit.
+    pub path_mtu: Option<u32>,
+    /// Extension: the share (0 to 1) of the endpoint's UDP datagrams lost on the way
+    /// out, drawn from the seeded RNG. Default 0.
+    pub udp_loss: f64,
 }
 
 /// `network.proxy`: an explicit HTTP proxy.

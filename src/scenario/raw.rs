@@ -134,6 +134,8 @@ pub(super) struct RawNetwork {
     pub proxy: Option<Spanned<RawProxy>>,
     pub pac: Option<String>,
     pub direct_egress: Option<bool>,
+    pub path_mtu: Option<Spanned<u32>>,
+    pub udp_loss: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +255,8 @@ impl Default for Network {
             proxy: None,
             pac: None,
             direct_egress: true,
+            path_mtu: None,
+            udp_loss: 0.0,
         }
     }
 }

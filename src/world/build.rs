@@ -405,10 +405,9 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     }
 
     // The endpoint and its agent.
-    let path = Arc::new(Mutex::new(Path::new(
-        s.network.host_firewall.clone(),
-        s.network.perimeter_firewall.clone(),
-    )));
+    let path = Path::new(s.network.host_firewall.clone(), s.network.perimeter_firewall.clone())
+        .with_udp_limits(s.network.path_mtu, s.network.udp_loss, seed);
+    let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
     let net = SimNet::new(path.clone(), registry.clone());
     let app_net = net.clone();

@@ -39,6 +39,12 @@ impl SimNet {
     }
 }
 
+impl SimNet {
+    fn udp_lost(&self, len: usize) -> bool {
+        self.path.lock().map(|mut p| p.udp_lost(len).is_some()).unwrap_or(false)
+    }
+}
+
 impl Net for SimNet {
     type Tcp = turmoil::net::TcpStream;
     type Udp = SimUdp;
@@ -72,6 +78,7 @@ pub struct SimUdp {
 impl Datagram for SimUdp {
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
         match self.net.verdict(Transport::Udp, addr)? {
+            Verdict::Pass if self.net.udp_lost(buf.len()) => Ok(buf.len()),
             Verdict::Pass => self.socket.send_to(buf, addr).await,
             Verdict::Drop { .. } => Ok(buf.len()),
             Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),

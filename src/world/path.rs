@@ -42,7 +42,15 @@ pub struct Path {
     host_rules: Vec<Rule>,
     perimeter_rules: Vec<Rule>,
     partitioned: BTreeSet<Ipv4Addr>,
+    /// The largest IPv4 packet the path carries (UDP datagrams above it are dropped).
+    mtu: Option<u32>,
+    /// Share of UDP datagrams lost, and the seeded RNG that draws the losses.
+    udp_loss: f64,
+    rng: Option<fastrand::Rng>,
 }
+
+/// IPv4 plus UDP headers, added to a payload to compare it with the path MTU.
+const UDP_OVERHEAD: usize = 28;
 
 impl Path {
     /// A path with the scenario's rule lists.
@@ -51,7 +59,30 @@ impl Path {
             host_rules,
             perimeter_rules,
             partitioned: BTreeSet::new(),
+            mtu: None,
+            udp_loss: 0.0,
+            rng: None,
         }
+    }
+
+    /// Sets the path MTU and the UDP loss rate (drawn from an RNG seeded with `seed`).
+    pub fn with_udp_limits(mut self, mtu: Option<u32>, udp_loss: f64, seed: u64) -> Path {
+        self.mtu = mtu;
+        self.udp_loss = udp_loss;
+        self.rng = Some(fastrand::Rng::with_seed(seed ^ 0x0D0B_1E55));
+        self
+    }
+
+    /// Whether a UDP datagram with `payload` bytes is lost on the way (too big for the
+    /// path MTU, or drawn as lost).
+    pub fn udp_lost(&mut self, payload: usize) -> Option<&'static str> {
+        if self.mtu.is_some_and(|mtu| payload + UDP_OVERHEAD > mtu as usize) {
+            return Some("larger than the path MTU");
+        }
+        if self.udp_loss > 0.0 && self.rng.as_mut().is_some_and(|r| r.f64() < self.udp_loss) {
+            return Some("lost");
+        }
+        None
     }
 
     /// Adds a rule at run time; it goes first, so it wins over the scenario's rules.
