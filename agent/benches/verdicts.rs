@@ -36,7 +36,11 @@ fn main() {
     let flows: Vec<FlowInfo> = (0..FLOWS)
         .map(|i| FlowInfo {
             process: "chrome.exe".into(),
-            names: vec![format!("www.host{}.example{}.com", rng.usize(..EXCEPTIONS), i % 97)],
+            names: vec![format!(
+                "www.host{}.example{}.com",
+                rng.usize(..EXCEPTIONS),
+                i % 97
+            )],
             dst: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(rng.u32(..))), 443),
         })
         .collect();
@@ -44,17 +48,39 @@ fn main() {
     let indexed = time(|| {
         flows
             .iter()
-            .filter(|f| steering.decide(black_box(f), true).verdict != agent::core::steer::Verdict::Tunneled)
+            .filter(|f| {
+                steering.decide(black_box(f), true).verdict != agent::core::steer::Verdict::Tunneled
+            })
             .count()
     });
     let parsed = parse(&patterns);
-    let linear = time(|| flows.iter().filter(|f| linear_scan(&parsed, black_box(f))).count());
-    assert_eq!(indexed.1, linear.1, "both ways must find the same exceptions");
+    let linear = time(|| {
+        flows
+            .iter()
+            .filter(|f| linear_scan(&parsed, black_box(f)))
+            .count()
+    });
+    assert_eq!(
+        indexed.1, linear.1,
+        "both ways must find the same exceptions"
+    );
     let per = |d: Duration| d.as_nanos() as f64 / FLOWS as f64;
-    println!("verdicts with {EXCEPTIONS} exceptions, {FLOWS} flows, {} matched", indexed.1);
-    println!("  indexed (DomainSet + NetSet): {:>12.0} ns/flow", per(indexed.0));
-    println!("  linear scan, pre-parsed:      {:>12.0} ns/flow", per(linear.0));
-    println!("  ratio: indexed is {:.0}x faster", per(linear.0) / per(indexed.0));
+    println!(
+        "verdicts with {EXCEPTIONS} exceptions, {FLOWS} flows, {} matched",
+        indexed.1
+    );
+    println!(
+        "  indexed (DomainSet + NetSet): {:>12.0} ns/flow",
+        per(indexed.0)
+    );
+    println!(
+        "  linear scan, pre-parsed:      {:>12.0} ns/flow",
+        per(linear.0)
+    );
+    println!(
+        "  ratio: indexed is {:.0}x faster",
+        per(linear.0) / per(indexed.0)
+    );
 }
 
 /// The best of five runs.
@@ -81,7 +107,11 @@ fn parse(patterns: &[String]) -> Vec<Pattern> {
         .iter()
         .map(|p| match parse_net(p) {
             Some((IpAddr::V4(n), len)) => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(len))
+                };
                 Pattern::Net(u32::from(n) & mask, mask)
             }
             _ => match p.strip_prefix("*.") {

@@ -38,7 +38,9 @@ impl Behaviour {
         let rcode = match self {
             Self::ServFail => ResponseCode::ServFail,
             Self::Empty => ResponseCode::NoError,
-            Self::Answer | Self::HttpError(_) | Self::SlowAnswer(_) | Self::Malformed => return response,
+            Self::Answer | Self::HttpError(_) | Self::SlowAnswer(_) | Self::Malformed => {
+                return response;
+            }
         };
         response.metadata.response_code = rcode;
         response.answers.clear();

@@ -3,11 +3,17 @@
 //! - [`Gateway::handle_connection`] terminates TLS 1.3 with the tenant's certificate and
 //!   then speaks the agent's tunnel framing ([`agent::wire`]): it answers keepalives,
 //!   opens flows to origins through a [`Dialer`], and relays their bytes.
-//! - IO-agnostic: the world hands it accepted streams (simulated or real) and a dialer.
+//! - [`Gateway::serve_dtls`] terminates DTLS on a UDP socket (see [`Gateway::with_dtls`])
+//!   and serves the same framing over it.
+//! - IO-agnostic: the world hands it accepted streams and sockets (simulated or real) and
+//!   a dialer.
 //!
 //! Log lines go to `tracing` under the target [`LOG_TARGET`].
 
+mod dtls;
 mod relay;
+
+pub use dtls::{DEFAULT_MTU as DTLS_MTU, Udp};
 
 use std::future::Future;
 use std::io;
@@ -39,6 +45,9 @@ pub enum GatewayError {
     /// The certificate or key was rejected by rustls.
     #[error("bad gateway certificate or key: {0}")]
     Tls(#[from] rustls::Error),
+    /// The DTLS certificate or key was rejected by dimpl (ECDSA P-256/P-384 only).
+    #[error("bad gateway DTLS certificate or key: {0}")]
+    Dtls(String),
 }
 
 /// One gateway: a PoP or the backup.
@@ -47,6 +56,7 @@ pub struct Gateway<D: Dialer> {
     acceptor: TlsAcceptor,
     dialer: D,
     sessions: Arc<AtomicU32>,
+    dtls: Option<Arc<dtls::Server>>,
 }
 
 impl<D: Dialer> Clone for Gateway<D> {
@@ -56,6 +66,7 @@ impl<D: Dialer> Clone for Gateway<D> {
             acceptor: self.acceptor.clone(),
             dialer: self.dialer.clone(),
             sessions: self.sessions.clone(),
+            dtls: self.dtls.clone(),
         }
     }
 }
@@ -80,7 +91,34 @@ impl<D: Dialer> Gateway<D> {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             dialer,
             sessions: Arc::new(AtomicU32::new(0)),
+            dtls: None,
         })
+    }
+
+    /// Adds DTLS with `certificate` (an ECDSA P-256 or P-384 leaf; dimpl takes no RSA or
+    /// Ed25519) and its `key`. With `seed`, every handshake's randomness (hello randoms,
+    /// retransmission jitter, ephemeral keys) derives from it: for simulations only.
+    pub fn with_dtls(
+        mut self,
+        certificate: &CertificateDer<'_>,
+        key: &PrivateKeyDer<'_>,
+        seed: Option<u64>,
+    ) -> Result<Gateway<D>, GatewayError> {
+        let server = dtls::Server::new(certificate.to_vec(), key.secret_der().to_vec(), seed)
+            .map_err(GatewayError::Dtls)?;
+        self.dtls = Some(Arc::new(server));
+        Ok(self)
+    }
+
+    /// Serves DTLS on `socket` (UDP 443) until receiving fails: one session per peer
+    /// address, each relayed like a TLS connection. Call inside a `LocalSet`.
+    pub async fn serve_dtls<U: Udp>(&self, socket: U) -> io::Result<()> {
+        let Some(server) = self.dtls.clone() else {
+            return Err(io::Error::other(
+                "DTLS is not configured (Gateway::with_dtls)",
+            ));
+        };
+        dtls::serve(self.clone(), server, socket).await
     }
 
     /// The gateway's name.

@@ -74,13 +74,22 @@ fn error(status: StatusCode, text: &str) -> Response {
     (status, Json(serde_json::json!({ "error": text }))).into_response()
 }
 
-async fn rtt(State(state): State<GslbState>, Query(q): Query<PopsQuery>, body: axum::body::Bytes) -> Response {
+async fn rtt(
+    State(state): State<GslbState>,
+    Query(q): Query<PopsQuery>,
+    body: axum::body::Bytes,
+) -> Response {
     if q.tenant.as_deref() != Some(state.tenant.as_str()) {
         return error(StatusCode::NOT_FOUND, "unknown tenant");
     }
     match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) if v.get("rtts").is_some_and(|r| r.is_array()) => StatusCode::NO_CONTENT.into_response(),
-        _ => error(StatusCode::BAD_REQUEST, "expected a JSON body {\"rtts\": [...]}"),
+        Ok(v) if v.get("rtts").is_some_and(|r| r.is_array()) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body {\"rtts\": [...]}",
+        ),
     }
 }
 
@@ -90,7 +99,9 @@ async fn pops(State(state): State<GslbState>, Query(q): Query<PopsQuery>) -> Res
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error(status, "simulated error");
         }
-        Behaviour::Malformed => return (StatusCode::OK, "{\"pops\": [ this is not json").into_response(),
+        Behaviour::Malformed => {
+            return (StatusCode::OK, "{\"pops\": [ this is not json").into_response();
+        }
         Behaviour::SlowAnswer(d) => tokio::time::sleep(d).await,
         Behaviour::Answer | Behaviour::Empty => {}
     }

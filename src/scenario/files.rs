@@ -19,8 +19,8 @@
 
 use serde::Deserialize;
 
-use super::model::{PinnedAction, PinnedApp};
 use super::model::RuleTarget;
+use super::model::{PinnedAction, PinnedApp};
 
 const EXCEPTION_SHAPE: &str =
     r#"expected {"domains": ["zoom.us", "*.zoom.us"], "ips": ["203.0.113.0/24"]}"#;
@@ -55,11 +55,12 @@ struct BypassEntry {
 
 /// The exceptions of an `nsexception.json` text; `Err("what; help")`.
 pub fn exceptions(file: &str, text: &str) -> Result<Vec<String>, String> {
-    let parsed: ExceptionFile =
-        serde_json::from_str(text).map_err(|e| format!("{file}:{}:{}: {e}; {EXCEPTION_SHAPE}", e.line(), e.column()))?;
+    let parsed: ExceptionFile = serde_json::from_str(text)
+        .map_err(|e| format!("{file}:{}:{}: {e}; {EXCEPTION_SHAPE}", e.line(), e.column()))?;
     let mut out = Vec::new();
     for entry in parsed.domains.iter().chain(&parsed.ips) {
-        RuleTarget::parse(entry).map_err(|e| format!("{file}: bad exception `{entry}`: {e}; {EXCEPTION_SHAPE}"))?;
+        RuleTarget::parse(entry)
+            .map_err(|e| format!("{file}: bad exception `{entry}`: {e}; {EXCEPTION_SHAPE}"))?;
         out.push(entry.clone());
     }
     Ok(out)
@@ -67,8 +68,8 @@ pub fn exceptions(file: &str, text: &str) -> Result<Vec<String>, String> {
 
 /// The pinned apps of an `nsbypass.json` text; `Err("what; help")`.
 pub fn bypass_apps(file: &str, text: &str) -> Result<Vec<PinnedApp>, String> {
-    let parsed: BypassFile =
-        serde_json::from_str(text).map_err(|e| format!("{file}:{}:{}: {e}; {BYPASS_SHAPE}", e.line(), e.column()))?;
+    let parsed: BypassFile = serde_json::from_str(text)
+        .map_err(|e| format!("{file}:{}:{}: {e}; {BYPASS_SHAPE}", e.line(), e.column()))?;
     parsed
         .apps
         .into_iter()
@@ -77,10 +78,17 @@ pub fn bypass_apps(file: &str, text: &str) -> Result<Vec<PinnedApp>, String> {
                 "bypass" => PinnedAction::Bypass,
                 "tunnel" => PinnedAction::Tunnel,
                 "block" => PinnedAction::Block,
-                other => return Err(format!("{file}: unknown action `{other}` for `{}`; {BYPASS_SHAPE}", app.process)),
+                other => {
+                    return Err(format!(
+                        "{file}: unknown action `{other}` for `{}`; {BYPASS_SHAPE}",
+                        app.process
+                    ));
+                }
             };
             if app.process.trim().is_empty() {
-                return Err(format!("{file}: an app with an empty `process`; {BYPASS_SHAPE}"));
+                return Err(format!(
+                    "{file}: an app with an empty `process`; {BYPASS_SHAPE}"
+                ));
             }
             Ok(PinnedApp {
                 process: app.process,
@@ -96,7 +104,11 @@ mod tests {
 
     #[test]
     fn reads_both_files() {
-        let e = exceptions("x.json", r#"{"domains":["zoom.us","*.zoom.us"],"ips":["203.0.113.0/24"]}"#).unwrap();
+        let e = exceptions(
+            "x.json",
+            r#"{"domains":["zoom.us","*.zoom.us"],"ips":["203.0.113.0/24"]}"#,
+        )
+        .unwrap();
         assert_eq!(e, ["zoom.us", "*.zoom.us", "203.0.113.0/24"]);
         let b = bypass_apps("b.json", r#"{"apps":[{"name":"Zoom","process":"zoom.us"},{"process":"Teams.exe","action":"block"}]}"#)
             .unwrap();
@@ -108,7 +120,11 @@ mod tests {
     fn errors_name_file_line_and_column() {
         let err = exceptions("nsexception.json", "{\n  \"domains\": [1]\n}").unwrap_err();
         assert!(err.starts_with("nsexception.json:2:"), "{err}");
-        let err = bypass_apps("nsbypass.json", r#"{"apps":[{"process":"a","action":"maybe"}]}"#).unwrap_err();
+        let err = bypass_apps(
+            "nsbypass.json",
+            r#"{"apps":[{"process":"a","action":"maybe"}]}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("unknown action `maybe`"), "{err}");
     }
 }

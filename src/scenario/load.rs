@@ -9,8 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::clock::parse_clock;
-use super::files;
 use super::duration::{format_duration, parse_duration};
+use super::files;
 use super::model::*;
 use super::raw::*;
 use super::rule::{
@@ -75,7 +75,11 @@ impl Source<'_> {
             if !pops.iter().any(|p| p.name == *name.get_ref()) {
                 let known: Vec<&str> = pops.iter().map(|p| p.name.as_str()).collect();
                 let help = format!("`tenant.gslb_order` lists PoP names: {}", known.join(", "));
-                return Err(self.err(name.span(), format!("no PoP named `{}`", name.get_ref()), help));
+                return Err(self.err(
+                    name.span(),
+                    format!("no PoP named `{}`", name.get_ref()),
+                    help,
+                ));
             }
             tenant.gslb_order.push(name.into_inner());
         }
@@ -175,8 +179,14 @@ impl Source<'_> {
         for entry in raw.pinned_apps.unwrap_or_default() {
             let table = entry.span();
             let entry = entry.into_inner();
-            let process = self.required(&entry.process, "process", "[[steering.pinned_apps]]", &table)?;
-            let action = self.required(&entry.action, "action", "[[steering.pinned_apps]]", &table)?;
+            let process = self.required(
+                &entry.process,
+                "process",
+                "[[steering.pinned_apps]]",
+                &table,
+            )?;
+            let action =
+                self.required(&entry.action, "action", "[[steering.pinned_apps]]", &table)?;
             s.pinned_apps.push(PinnedApp {
                 process: self.check(process, app)?,
                 action: self.word(action, "pinned app action")?,
@@ -292,14 +302,22 @@ impl Source<'_> {
         if let Some(mtu) = raw.path_mtu {
             if !(68..=65_535).contains(mtu.get_ref()) {
                 let help = "an IPv4 path MTU is between 68 and 65535 bytes, e.g. 1400";
-                return Err(self.err(mtu.span(), format!("path_mtu {} is out of range", mtu.get_ref()), help));
+                return Err(self.err(
+                    mtu.span(),
+                    format!("path_mtu {} is out of range", mtu.get_ref()),
+                    help,
+                ));
             }
             n.path_mtu = Some(mtu.into_inner());
         }
         if let Some(loss) = raw.udp_loss {
             if !(0.0..=1.0).contains(loss.get_ref()) {
                 let help = "write a share between 0.0 and 1.0, e.g. 0.3 for 30%";
-                return Err(self.err(loss.span(), format!("udp_loss {} is out of range", loss.get_ref()), help));
+                return Err(self.err(
+                    loss.span(),
+                    format!("udp_loss {} is out of range", loss.get_ref()),
+                    help,
+                ));
             }
             n.udp_loss = loss.into_inner();
         }

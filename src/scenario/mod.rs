@@ -226,7 +226,11 @@ impl Source<'_> {
         let path = dir.join(name.get_ref());
         std::fs::read_to_string(&path).map_err(|e| {
             let help = "the path is relative to the scenario file's folder";
-            self.err(name.span(), format!("cannot read {}: {e}", path.display()), help)
+            self.err(
+                name.span(),
+                format!("cannot read {}: {e}", path.display()),
+                help,
+            )
         })
     }
 

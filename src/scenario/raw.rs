@@ -12,8 +12,8 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::model::{
     Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
-    FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region, ResolvedBy, RuleAction, RuleProto,
-    ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
+    FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region, ResolvedBy, RuleAction,
+    RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
 };
 use super::{LoadError, from_toml};
 

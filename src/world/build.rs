@@ -9,7 +9,7 @@ use agent::core::{
     Config, Method, Region as AgentRegion, Role as AgentRole, TunnelProto as AgentProto,
     TunnelStatus,
 };
-use agent::shell::{Command, Shell, ShellConfig, WallClock};
+use agent::shell::{Command, DtlsIdentity, DtlsSettings, Shell, ShellConfig, WallClock};
 use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -24,8 +24,8 @@ use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
 use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
-    CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour, SteeringMode,
-    TunnelProto, TunnelState,
+    CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour,
+    SteeringMode, TunnelProto, TunnelState,
 };
 
 /// Why a world could not be built or run.
@@ -271,7 +271,13 @@ fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
     if s.tenant.gslb_order.is_empty() {
         pops.sort_by_key(|p| p.location != s.client.location);
     } else {
-        pops.sort_by_key(|p| s.tenant.gslb_order.iter().position(|n| *n == p.name).unwrap_or(usize::MAX));
+        pops.sort_by_key(|p| {
+            s.tenant
+                .gslb_order
+                .iter()
+                .position(|n| *n == p.name)
+                .unwrap_or(usize::MAX)
+        });
     }
     let behaviour = match &s.tenant.gslb_behaviour {
         ServerBehaviour::Answer => sim_gslb::Behaviour::Answer,
@@ -376,6 +382,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     for (name, ip, names, cert, latency) in gateways {
         let (by, expired) = authority(cert, Authority::Tenant);
         let leaf = pki.leaf(&names, by, expired)?;
+        let dtls_leaf = pki.ecdsa_leaf(&names, by, expired)?;
         let gw = sim_gateway::Gateway::new(
             &name,
             leaf.chain,
@@ -383,8 +390,18 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
             move || clock.now(),
             dialer.clone(),
         )
+        .and_then(|gw| gw.with_dtls(&dtls_leaf.chain[0], &dtls_leaf.key, Some(seed)))
         .map_err(|e| WorldError::Simulation(e.to_string()))?;
-        sim.host(IpAddr::V4(ip), move || serve::gateway(gw.clone()));
+        // TLS on TCP 443 and DTLS on UDP 443.
+        sim.host(IpAddr::V4(ip), move || {
+            let gw = gw.clone();
+            async move {
+                let dtls = tokio::task::spawn_local(super::udp::gateway_dtls(gw.clone(), 443));
+                let tls = serve::gateway(gw).await;
+                dtls.abort();
+                tls
+            }
+        });
         latencies.push((ip, latency));
     }
 
@@ -405,8 +422,11 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     }
 
     // The endpoint and its agent.
-    let path = Path::new(s.network.host_firewall.clone(), s.network.perimeter_firewall.clone())
-        .with_udp_limits(s.network.path_mtu, s.network.udp_loss, seed);
+    let path = Path::new(
+        s.network.host_firewall.clone(),
+        s.network.perimeter_firewall.clone(),
+    )
+    .with_udp_limits(s.network.path_mtu, s.network.udp_loss, seed);
     let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
     let net = SimNet::new(path.clone(), registry.clone());
@@ -431,7 +451,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
             TunnelProto::Dtls => AgentProto::Dtls,
             TunnelProto::Tls => AgentProto::Tls,
         },
-        dtls_available: false,
+        dtls_available: true,
         steering: steering(s),
         seed,
     };
@@ -442,6 +462,18 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     };
     let shell =
         Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
+    let identity = pki.ecdsa_leaf(
+        &[format!("endpoint.{}", s.tenant.name)],
+        Authority::Tenant,
+        false,
+    )?;
+    let dtls = DtlsSettings::new(
+        &[pki.tenant_root()],
+        WallClock::new(move || clock.now()),
+        DtlsIdentity::new(&identity.chain[0], &identity.key),
+    )?
+    .with_seed(seed);
+    let shell = shell.with_dtls(dtls);
     let status = shell.status();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (app_requests, app_rx) = mpsc::unbounded_channel();
@@ -573,8 +605,12 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
 /// win for the same process).
 fn pinned_apps(s: &Scenario) -> BTreeMap<String, agent::core::steer::PinnedAction> {
     use agent::core::steer::PinnedAction as A;
-    let mut apps: BTreeMap<String, A> =
-        s.steering.bypass_apps.iter().map(|a| (a.to_ascii_lowercase(), A::Bypass)).collect();
+    let mut apps: BTreeMap<String, A> = s
+        .steering
+        .bypass_apps
+        .iter()
+        .map(|a| (a.to_ascii_lowercase(), A::Bypass))
+        .collect();
     for app in &s.steering.pinned_apps {
         let action = match app.action {
             PinnedAction::Bypass => A::Bypass,

@@ -20,6 +20,7 @@ pub mod pki;
 pub mod registry;
 pub mod serve;
 pub mod timeline;
+pub mod udp;
 
 use std::time::Duration;
 

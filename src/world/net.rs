@@ -41,7 +41,10 @@ impl SimNet {
 
 impl SimNet {
     fn udp_lost(&self, len: usize) -> bool {
-        self.path.lock().map(|mut p| p.udp_lost(len).is_some()).unwrap_or(false)
+        self.path
+            .lock()
+            .map(|mut p| p.udp_lost(len).is_some())
+            .unwrap_or(false)
     }
 }
 

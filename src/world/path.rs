@@ -76,7 +76,10 @@ impl Path {
     /// Whether a UDP datagram with `payload` bytes is lost on the way (too big for the
     /// path MTU, or drawn as lost).
     pub fn udp_lost(&mut self, payload: usize) -> Option<&'static str> {
-        if self.mtu.is_some_and(|mtu| payload + UDP_OVERHEAD > mtu as usize) {
+        if self
+            .mtu
+            .is_some_and(|mtu| payload + UDP_OVERHEAD > mtu as usize)
+        {
             return Some("larger than the path MTU");
         }
         if self.udp_loss > 0.0 && self.rng.as_mut().is_some_and(|r| r.f64() < self.udp_loss) {

@@ -2,6 +2,10 @@
 //! and the agent's DoH client trust), the tenant CA (the only CA the tunnel trusts), and a
 //! rogue CA (an attacker's or an inspecting firewall's). Keys are Ed25519 from the
 //! scenario seed, serials and validity are fixed, so the same seed gives the same bytes.
+//!
+//! DTLS (dimpl) takes only ECDSA P-256/P-384 certificates: [`Pki::ecdsa_leaf`] makes
+//! P-256 leaves from the seed the same way, still signed by the Ed25519 CAs (webpki
+//! checks an Ed25519 signature over an ECDSA leaf like any other).
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -107,6 +111,27 @@ impl Pki {
         expired: bool,
     ) -> Result<Leaf, PkiError> {
         let key = seeded_key(self.seed, &format!("leaf-{}", names.join(",")))?;
+        self.sign(key, names, by, expired)
+    }
+
+    /// Like [`Pki::leaf`] with an ECDSA P-256 key (for DTLS), also from the seed.
+    pub fn ecdsa_leaf(
+        &mut self,
+        names: &[String],
+        by: Authority,
+        expired: bool,
+    ) -> Result<Leaf, PkiError> {
+        let key = seeded_p256_key(self.seed, &format!("ecdsa-leaf-{}", names.join(",")))?;
+        self.sign(key, names, by, expired)
+    }
+
+    fn sign(
+        &mut self,
+        key: KeyPair,
+        names: &[String],
+        by: Authority,
+        expired: bool,
+    ) -> Result<Leaf, PkiError> {
         let mut params = CertificateParams::new(names.to_vec())?;
         if let Some(first) = names.first() {
             params
@@ -142,8 +167,38 @@ fn set_validity(params: &mut CertificateParams, now_s: i64, from_days: i64, to_d
     params.not_after = at(to_days);
 }
 
-/// An Ed25519 key whose 32 secret bytes come from the seed and a label (splitmix64).
+/// An Ed25519 key whose 32 secret bytes come from the seed and a label.
 fn seeded_key(seed: u64, label: &str) -> Result<KeyPair, rcgen::Error> {
+    let secret = seeded_secret(seed, label);
+    // PKCS#8 v1 wrapping of an Ed25519 secret (RFC 8410, section 7).
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&secret);
+    KeyPair::try_from(der.as_slice())
+}
+
+/// An ECDSA P-256 key whose secret scalar comes from the seed and a label (a label with a
+/// counter appended when the bytes fall outside the curve's order, about once in 2^32).
+fn seeded_p256_key(seed: u64, label: &str) -> Result<KeyPair, rcgen::Error> {
+    use p256::pkcs8::EncodePrivateKey;
+    let mut attempt = 0u32;
+    let secret = loop {
+        let bytes = seeded_secret(seed, &format!("{label}#{attempt}"));
+        if let Ok(secret) = p256::SecretKey::from_slice(&bytes) {
+            break secret;
+        }
+        attempt += 1;
+    };
+    let der = secret
+        .to_pkcs8_der()
+        .map_err(|_| rcgen::Error::CouldNotParseKeyPair)?;
+    KeyPair::try_from(der.as_bytes())
+}
+
+/// 32 secret bytes from the seed and a label (splitmix64).
+fn seeded_secret(seed: u64, label: &str) -> [u8; 32] {
     let mut state = seed ^ 0x5EED_57EE_41AB_0000;
     for b in label.bytes() {
         state = state.rotate_left(5) ^ u64::from(b);
@@ -158,13 +213,7 @@ fn seeded_key(seed: u64, label: &str) -> Result<KeyPair, rcgen::Error> {
         z ^= z >> 31;
         chunk.copy_from_slice(&z.to_be_bytes());
     }
-    // PKCS#8 v1 wrapping of an Ed25519 secret (RFC 8410, section 7).
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    der.extend_from_slice(&secret);
-    KeyPair::try_from(der.as_slice())
+    secret
 }
 
 #[cfg(test)]
@@ -180,7 +229,40 @@ mod tests {
         let la = a.leaf(&names, Authority::Tenant, false).unwrap();
         let lb = b.leaf(&names, Authority::Tenant, false).unwrap();
         assert_eq!(la.chain, lb.chain);
+        let ea = a.ecdsa_leaf(&names, Authority::Tenant, false).unwrap();
+        let eb = b.ecdsa_leaf(&names, Authority::Tenant, false).unwrap();
+        assert_eq!(ea.chain, eb.chain);
+        assert_eq!(ea.key.secret_der(), eb.key.secret_der());
+        assert_ne!(ea.chain[0], la.chain[0]);
         let c = Pki::new(8, 1_571_053_240_000).unwrap();
         assert_ne!(a.tenant_root(), c.tenant_root());
+    }
+
+    #[test]
+    fn ecdsa_leaves_verify_against_the_ed25519_tenant_ca() {
+        use rustls::client::danger::ServerCertVerifier;
+        let now_ms = 1_571_053_240_000;
+        let mut pki = Pki::new(3, now_ms).unwrap();
+        let names = vec!["gateway-acme.goskope.com".to_string()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.tenant_root()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .unwrap();
+        let now = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_millis(
+            now_ms as u64,
+        ));
+        let name = rustls::pki_types::ServerName::try_from(names[0].as_str()).unwrap();
+        let verify =
+            |leaf: &Leaf| verifier.verify_server_cert(&leaf.chain[0], &[], &name, &[], now);
+        let good = pki.ecdsa_leaf(&names, Authority::Tenant, false).unwrap();
+        assert!(verify(&good).is_ok(), "{:?}", verify(&good));
+        let rogue = pki.ecdsa_leaf(&names, Authority::Rogue, false).unwrap();
+        let err = verify(&rogue).unwrap_err().to_string();
+        assert!(err.contains("UnknownIssuer"), "{err}");
+        let expired = pki.ecdsa_leaf(&names, Authority::Tenant, true).unwrap();
+        assert!(verify(&expired).is_err());
     }
 }

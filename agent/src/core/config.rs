@@ -103,7 +103,10 @@ impl Names {
 /// Whether a client version (`95.1.0`, `95.1.0.870`, `96.1`) is at least `major.minor`.
 /// Unreadable parts count as 0.
 pub fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
-    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     have >= (major, minor)
 }

@@ -7,7 +7,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{Action, Agent, HttpOutcome, Level, Method, NetError, OpId, Phase, Role, Target, Timer};
+use super::{
+    Action, Agent, HttpOutcome, Level, Method, NetError, OpId, Phase, Role, Target, Timer,
+};
 use super::{GSLB_TIMEOUT, MAX_PROBES, PROBE_TIMEOUT};
 
 /// Probes in flight for one GSLB answer.
@@ -30,7 +32,11 @@ struct Candidate {
 impl Probing {
     /// Probes still waiting for an answer.
     pub(super) fn pending_ops(&self) -> Vec<OpId> {
-        self.candidates.iter().filter(|c| !c.done).map(|c| c.op).collect()
+        self.candidates
+            .iter()
+            .filter(|c| !c.done)
+            .map(|c| c.op)
+            .collect()
     }
 }
 
@@ -44,7 +50,10 @@ pub fn parse_pop_list(body: &[u8]) -> Result<Vec<(String, Ipv4Addr)>, String> {
         .ok_or("no `pops` list in the answer")?;
     let mut out = Vec::new();
     for (i, pop) in pops.iter().enumerate() {
-        let name = pop.get("name").and_then(|n| n.as_str()).ok_or(format!("pops[{i}] has no name"))?;
+        let name = pop
+            .get("name")
+            .and_then(|n| n.as_str())
+            .ok_or(format!("pops[{i}] has no name"))?;
         let ip = pop
             .get("ip")
             .and_then(|n| n.as_str())
@@ -62,7 +71,11 @@ impl Agent {
     /// Asks the GSLB API for the PoP list.
     pub(super) fn start_gslb(&mut self, op: OpId, now: Instant) {
         let name = self.config.gslb_name.clone();
-        self.log(Level::Info, "restapi", format!("Requesting the PoP list from {name}"));
+        self.log(
+            Level::Info,
+            "restapi",
+            format!("Requesting the PoP list from {name}"),
+        );
         self.push(Action::QueryGslb {
             op,
             server_name: name,
@@ -85,7 +98,10 @@ impl Agent {
         let list = match outcome {
             HttpOutcome::Failed(err) => Err(err.to_string()),
             HttpOutcome::Response { status, body } if status != 200 => {
-                let text = String::from_utf8_lossy(&body).chars().take(120).collect::<String>();
+                let text = String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(120)
+                    .collect::<String>();
                 Err(format!("HTTP status {status}: {}", text.trim()))
             }
             HttpOutcome::Response { body, .. } => parse_pop_list(&body),
@@ -109,7 +125,12 @@ impl Agent {
             Ok(()) => {
                 let rtt = now.saturating_duration_since(c.sent);
                 c.rtt = Some(rtt);
-                format!("post client rtt pop:{} ip:{} rtt:{}", c.pop, c.ip, rtt.as_millis())
+                format!(
+                    "post client rtt pop:{} ip:{} rtt:{}",
+                    c.pop,
+                    c.ip,
+                    rtt.as_millis()
+                )
             }
             Err(err) => format!("RTT probe of pop:{} ip:{} failed: {err}", c.pop, c.ip),
         };
@@ -138,7 +159,8 @@ impl Agent {
         for op in p.pending_ops() {
             self.push(Action::Cancel { op });
         }
-        let mut measured: Vec<&Candidate> = p.candidates.iter().filter(|c| c.rtt.is_some()).collect();
+        let mut measured: Vec<&Candidate> =
+            p.candidates.iter().filter(|c| c.rtt.is_some()).collect();
         // Lowest RTT first; GSLB's own order breaks ties (a stable sort keeps it).
         measured.sort_by_key(|c| c.rtt);
         if measured.is_empty() {
@@ -155,7 +177,14 @@ impl Agent {
         }
         let rtts: Vec<String> = measured
             .iter()
-            .map(|c| format!("{{\"pop\":\"{}\",\"ip\":\"{}\",\"rtt_ms\":{}}}", c.pop, c.ip, c.rtt.unwrap_or_default().as_millis()))
+            .map(|c| {
+                format!(
+                    "{{\"pop\":\"{}\",\"ip\":\"{}\",\"rtt_ms\":{}}}",
+                    c.pop,
+                    c.ip,
+                    c.rtt.unwrap_or_default().as_millis()
+                )
+            })
             .collect();
         self.push(Action::PostGslbRtt {
             server_name: self.config.gslb_name.clone(),
@@ -203,7 +232,8 @@ impl Agent {
             });
         }
         self.phase = Phase::Probing(Probing { role, candidates });
-        self.timers.insert(Timer::ProbeDeadline, now + PROBE_TIMEOUT);
+        self.timers
+            .insert(Timer::ProbeDeadline, now + PROBE_TIMEOUT);
     }
 
     fn gslb_failed(&mut self, why: &str, now: Instant) {
@@ -222,11 +252,23 @@ mod tests {
 
     #[test]
     fn pop_lists_parse_or_say_why_not() {
-        let ok = br#"{"pops":[{"name":"nyc1","ip":"8.36.116.35"},{"name":"fra1","ip":"8.36.117.35"}]}"#;
+        let ok =
+            br#"{"pops":[{"name":"nyc1","ip":"8.36.116.35"},{"name":"fra1","ip":"8.36.117.35"}]}"#;
         assert_eq!(parse_pop_list(ok).unwrap().len(), 2);
         assert!(parse_pop_list(b"{").unwrap_err().contains("malformed JSON"));
-        assert_eq!(parse_pop_list(br#"{"pops":[]}"#).unwrap_err(), "empty PoP list");
-        assert!(parse_pop_list(br#"{"pops":[{"name":"x"}]}"#).unwrap_err().contains("no IPv4"));
-        assert!(parse_pop_list(br#"[1,2]"#).unwrap_err().contains("no `pops`"));
+        assert_eq!(
+            parse_pop_list(br#"{"pops":[]}"#).unwrap_err(),
+            "empty PoP list"
+        );
+        assert!(
+            parse_pop_list(br#"{"pops":[{"name":"x"}]}"#)
+                .unwrap_err()
+                .contains("no IPv4")
+        );
+        assert!(
+            parse_pop_list(br#"[1,2]"#)
+                .unwrap_err()
+                .contains("no `pops`")
+        );
     }
 }

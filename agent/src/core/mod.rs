@@ -16,8 +16,8 @@
 //! exponential backoff with jitter and start over from the primary.
 
 mod config;
-mod gslb;
 pub mod dns;
+mod gslb;
 mod io;
 mod log;
 pub mod steer;
@@ -771,7 +771,9 @@ impl Agent {
     }
 
     fn connect_failed(&mut self, err: &NetError, now: Instant) {
-        let Phase::Connecting { target, rest, .. } = std::mem::replace(&mut self.phase, Phase::Idle) else {
+        let Phase::Connecting { target, rest, .. } =
+            std::mem::replace(&mut self.phase, Phase::Idle)
+        else {
             return;
         };
         let proto = self.proto.as_str();
@@ -780,12 +782,19 @@ impl Agent {
             NetError::Tls(reason) => {
                 format!("{proto} handshake with {name}({addr}) failed: {reason}")
             }
-            other => format!("{proto} failed to connect to {name}:{}, err: {other}", addr.port()),
+            other => format!(
+                "{proto} failed to connect to {name}:{}, err: {other}",
+                addr.port()
+            ),
         };
         self.log(Level::Error, "nsssl", line);
         if self.proto == TunnelProto::Dtls {
             // DTLS failed: the client moves to TLS and stays there until it restarts.
-            self.log(Level::Error, "nsTunnel", "DTLS nsssl_connect failed, err: -1".to_string());
+            self.log(
+                Level::Error,
+                "nsTunnel",
+                "DTLS nsssl_connect failed, err: -1".to_string(),
+            );
             self.log(
                 Level::Warning,
                 "nsTunnel",
@@ -840,7 +849,8 @@ impl Agent {
     }
 
     fn tunnel_up(&mut self, now: Instant) {
-        let Phase::Connecting { target, op, .. } = std::mem::replace(&mut self.phase, Phase::Idle) else {
+        let Phase::Connecting { target, op, .. } = std::mem::replace(&mut self.phase, Phase::Idle)
+        else {
             return;
         };
         self.timers.remove(&Timer::TunnelConnect);

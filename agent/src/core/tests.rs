@@ -224,7 +224,12 @@ mod unrelated_events {
         m.to_vec().unwrap()
     }
 
-    fn decide(agent: &mut Agent, now: Instant, process: &str, dst: SocketAddr) -> crate::core::steer::Decision {
+    fn decide(
+        agent: &mut Agent,
+        now: Instant,
+        process: &str,
+        dst: SocketAddr,
+    ) -> crate::core::steer::Decision {
         let src = SocketAddr::from(([10, 0, 0, 10], 50_000));
         agent.handle_app_flow(1, process, src, dst, now);
         let mut decision = None;

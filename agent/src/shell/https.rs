@@ -1,12 +1,11 @@
-//! One DNS-over-HTTPS exchange (RFC 8484): TCP, TLS, HTTP/1.1 POST of an
-//! `application/dns-message`, the answer body.
+//! One HTTPS exchange: TCP, TLS, an HTTP/1.1 request, the whole answer body. Used for
+//! DNS over HTTPS (RFC 8484: POST of an `application/dns-message`) and the GSLB API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::Request;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
@@ -15,32 +14,64 @@ use tokio_rustls::TlsConnector;
 
 use super::net::Net;
 use super::tls::classify;
-use crate::core::{DohOutcome, NetError};
+use crate::core::{HttpOutcome, NetError};
 
 /// The media type of RFC 8484.
 pub const DNS_MESSAGE: &str = "application/dns-message";
 
+/// One request: method, path, and for a POST its body and media type.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// TLS server name and HTTP host.
+    pub server_name: String,
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path and query.
+    pub path: String,
+    /// Media type of the body (and of the accepted answer).
+    pub media_type: &'static str,
+    /// The body (empty for a GET).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The DNS-over-HTTPS POST of RFC 8484.
+    pub fn doh(server_name: String, addr: SocketAddr, query: Vec<u8>) -> Request {
+        Request {
+            addr,
+            server_name,
+            method: "POST",
+            path: "/dns-query".to_string(),
+            media_type: DNS_MESSAGE,
+            body: query,
+        }
+    }
+}
+
 /// Runs one exchange to completion (the core's timer bounds it).
-pub async fn exchange<N: Net>(
-    net: N,
-    tls: Arc<ClientConfig>,
-    server_name: String,
-    addr: SocketAddr,
-    body: Vec<u8>,
-) -> DohOutcome {
-    match try_exchange(net, tls, &server_name, addr, body).await {
+pub async fn exchange<N: Net>(net: N, tls: Arc<ClientConfig>, request: Request) -> HttpOutcome {
+    match try_exchange(net, tls, request).await {
         Ok(outcome) => outcome,
-        Err(err) => DohOutcome::Failed(err),
+        Err(err) => HttpOutcome::Failed(err),
     }
 }
 
 async fn try_exchange<N: Net>(
     net: N,
     tls: Arc<ClientConfig>,
-    server_name: &str,
-    addr: SocketAddr,
-    body: Vec<u8>,
-) -> Result<DohOutcome, NetError> {
+    request: Request,
+) -> Result<HttpOutcome, NetError> {
+    let Request {
+        addr,
+        server_name,
+        method,
+        path,
+        media_type,
+        body,
+    } = request;
+    let server_name = server_name.as_str();
     let tcp = net.connect_tcp(addr).await.map_err(|e| classify(&e))?;
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| NetError::Other(format!("bad server name {server_name}: {e}")))?;
@@ -54,10 +85,12 @@ async fn try_exchange<N: Net>(
     let driver = tokio::task::spawn_local(async move {
         let _ = conn.await;
     });
-    let request = Request::post("/dns-query")
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(HOST, server_name)
-        .header(CONTENT_TYPE, DNS_MESSAGE)
-        .header(ACCEPT, DNS_MESSAGE)
+        .header(CONTENT_TYPE, media_type)
+        .header(ACCEPT, media_type)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| NetError::Other(e.to_string()))?;
     let result = async {
@@ -70,7 +103,7 @@ async fn try_exchange<N: Net>(
             .map_err(hyper_error)?
             .to_bytes()
             .to_vec();
-        Ok(DohOutcome::Response { status, body })
+        Ok(HttpOutcome::Response { status, body })
     }
     .await;
     driver.abort();

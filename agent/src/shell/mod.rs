@@ -4,7 +4,8 @@
 //! Every IO operation runs as a local task (`spawn_local`: run the shell inside a
 //! `LocalSet`, which turmoil hosts already are) that reports into one channel.
 
-mod doh;
+pub mod dtls;
+mod https;
 mod ldns;
 mod net;
 mod tls;
@@ -20,12 +21,14 @@ use std::net::SocketAddr;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use dtls::{DtlsIdentity, DtlsSettings};
 pub use net::{Datagram, Net, TokioNet, WallClock};
 pub use tls::classify as classify_io_error;
 
 use crate::core::steer::Decision;
 use crate::core::{
-    Action, Agent, Config, DohOutcome, LdnsOutcome, Level, LogLine, OpId, Status, TunnelEvent,
+    Action, Agent, Config, HttpOutcome, LdnsOutcome, Level, LogLine, NetError, OpId, Status,
+    TunnelEvent,
 };
 use crate::wire::Frame;
 
@@ -90,7 +93,9 @@ pub struct FlowDecision {
 
 #[derive(Debug)]
 enum ShellEvent {
-    Doh(OpId, DohOutcome),
+    Doh(OpId, HttpOutcome),
+    Gslb(OpId, HttpOutcome),
+    Probe(OpId, Result<(), NetError>),
     Ldns(OpId, LdnsOutcome),
     Tunnel(OpId, TunnelEvent),
 }
@@ -100,7 +105,7 @@ pub struct Shell<N: Net> {
     net: N,
     agent: Agent,
     doh_tls: Arc<ClientConfig>,
-    tunnel_tls: Arc<ClientConfig>,
+    tunnel: tunnel::Security,
     tasks: BTreeMap<OpId, JoinHandle<()>>,
     tunnels: BTreeMap<OpId, mpsc::UnboundedSender<Frame>>,
     events_tx: mpsc::UnboundedSender<ShellEvent>,
@@ -115,7 +120,10 @@ impl<N: Net> Shell<N> {
     /// Builds the shell; nothing runs until [`Shell::run`].
     pub fn new(net: N, config: Config, shell: ShellConfig) -> Result<Shell<N>, ShellError> {
         let doh_tls = tls::client_config(&shell.public_roots, shell.clock.clone(), &[b"http/1.1"])?;
-        let tunnel_tls = tls::client_config(&shell.tenant_roots, shell.clock, &[])?;
+        let tunnel = tunnel::Security {
+            tls: tls::client_config(&shell.tenant_roots, shell.clock, &[])?,
+            dtls: None,
+        };
         let agent = Agent::new(config);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (status, _) = watch::channel(agent.status());
@@ -123,7 +131,7 @@ impl<N: Net> Shell<N> {
             net,
             agent,
             doh_tls,
-            tunnel_tls,
+            tunnel,
             tasks: BTreeMap::new(),
             tunnels: BTreeMap::new(),
             events_tx,
@@ -133,6 +141,13 @@ impl<N: Net> Shell<N> {
             waiting_verdict: BTreeMap::new(),
             waiting_open: BTreeMap::new(),
         })
+    }
+
+    /// Enables DTLS tunnels (without it they fail at once): the settings carry the agent's
+    /// own ECDSA certificate, which dimpl needs.
+    pub fn with_dtls(mut self, settings: DtlsSettings) -> Shell<N> {
+        self.tunnel.dtls = Some(settings);
+        self
     }
 
     /// Watches the agent's status.
@@ -185,6 +200,14 @@ impl<N: Net> Shell<N> {
                 self.tasks.remove(&op);
                 self.agent.handle_doh(op, outcome, now);
             }
+            ShellEvent::Gslb(op, outcome) => {
+                self.tasks.remove(&op);
+                self.agent.handle_gslb(op, outcome, now);
+            }
+            ShellEvent::Probe(op, result) => {
+                self.tasks.remove(&op);
+                self.agent.handle_probe(op, result, now);
+            }
             ShellEvent::Ldns(op, outcome) => {
                 self.tasks.remove(&op);
                 self.agent.handle_ldns(op, outcome, now);
@@ -209,16 +232,62 @@ impl<N: Net> Shell<N> {
                     addr,
                     body,
                 } => {
-                    let fut = doh::exchange(
-                        self.net.clone(),
-                        self.doh_tls.clone(),
-                        server_name,
-                        addr,
-                        body,
-                    );
+                    let request = https::Request::doh(server_name, addr, body);
+                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
                     let tx = self.events_tx.clone();
                     self.spawn(op, async move {
                         let _ = tx.send(ShellEvent::Doh(op, fut.await));
+                    });
+                }
+                Action::QueryGslb {
+                    op,
+                    server_name,
+                    addr,
+                    path,
+                } => {
+                    let request = https::Request {
+                        addr,
+                        server_name,
+                        method: "GET",
+                        path,
+                        media_type: "application/json",
+                        body: Vec::new(),
+                    };
+                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let _ = tx.send(ShellEvent::Gslb(op, fut.await));
+                    });
+                }
+                Action::PostGslbRtt {
+                    server_name,
+                    addr,
+                    path,
+                    body,
+                } => {
+                    let request = https::Request {
+                        addr,
+                        server_name,
+                        method: "POST",
+                        path,
+                        media_type: "application/json",
+                        body,
+                    };
+                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
+                    tokio::task::spawn_local(async move {
+                        let _ = fut.await;
+                    });
+                }
+                Action::Probe { op, addr } => {
+                    let net = self.net.clone();
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let result = net
+                            .connect_tcp(addr)
+                            .await
+                            .map(drop)
+                            .map_err(|e| tls::classify(&e));
+                        let _ = tx.send(ShellEvent::Probe(op, result));
                     });
                 }
                 Action::QueryLdns {
@@ -237,15 +306,19 @@ impl<N: Net> Shell<N> {
                     op,
                     server_name,
                     addr,
-                    proto: _,
+                    proto,
                 } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.tunnels.insert(op, tx);
-                    let fut = tunnel::run(
-                        self.net.clone(),
-                        self.tunnel_tls.clone(),
+                    let target = tunnel::Target {
+                        proto,
                         server_name,
                         addr,
+                    };
+                    let fut = tunnel::run(
+                        self.net.clone(),
+                        self.tunnel.clone(),
+                        target,
                         op,
                         self.events_tx.clone(),
                         rx,

@@ -1,5 +1,5 @@
-//! The tunnel: a TLS connection to the gateway, pinned to the tenant CA, carrying
-//! [`crate::wire`] frames.
+//! The tunnel: a TLS (TCP) or DTLS (UDP) connection to the gateway, pinned to the tenant
+//! CA, carrying [`crate::wire`] frames.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,31 +12,81 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
 use super::ShellEvent;
+use super::dtls::{self, DtlsSettings};
 use super::net::Net;
 use super::tls::classify;
-use crate::core::{NetError, OpId, TunnelEvent};
+use crate::core::{NetError, OpId, TunnelEvent, TunnelProto};
 use crate::wire::Frame;
+
+/// How the tunnel proves the gateway: TLS pinned to the tenant CA, and DTLS if the agent
+/// has a certificate for it.
+#[derive(Clone)]
+pub struct Security {
+    /// TLS 1.3, tenant CA only.
+    pub tls: Arc<ClientConfig>,
+    /// DTLS settings; `None` makes DTLS tunnels fail at once.
+    pub dtls: Option<DtlsSettings>,
+}
+
+/// Where and how to connect.
+pub struct Target {
+    /// TLS over TCP or DTLS over UDP.
+    pub proto: TunnelProto,
+    /// The name the certificate must carry.
+    pub server_name: String,
+    /// The gateway.
+    pub addr: SocketAddr,
+}
 
 /// Connects, reports [`TunnelEvent::Connected`] or [`TunnelEvent::Failed`], then relays
 /// frames until either side closes.
 pub async fn run<N: Net>(
     net: N,
-    tls: Arc<ClientConfig>,
-    server_name: String,
-    addr: SocketAddr,
+    security: Security,
+    target: Target,
     op: OpId,
     events: mpsc::UnboundedSender<ShellEvent>,
     mut outgoing: mpsc::UnboundedReceiver<Frame>,
 ) {
+    let Target {
+        proto,
+        server_name,
+        addr,
+    } = target;
+    match proto {
+        TunnelProto::Tls => {
+            let stream = connect_tls(&net, security.tls, &server_name, addr).await;
+            serve(stream, op, &events, &mut outgoing).await;
+        }
+        TunnelProto::Dtls => {
+            let stream = match &security.dtls {
+                Some(settings) => dtls::connect(&net, settings, &server_name, addr).await,
+                None => Err(NetError::Other(
+                    "DTLS needs a client certificate, and the agent has none".into(),
+                )),
+            };
+            serve(stream, op, &events, &mut outgoing).await;
+        }
+    }
+}
+
+/// Reports how the connect went and relays frames on success.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: Result<S, NetError>,
+    op: OpId,
+    events: &mpsc::UnboundedSender<ShellEvent>,
+    outgoing: &mut mpsc::UnboundedReceiver<Frame>,
+) {
     let report = |event| {
         let _ = events.send(ShellEvent::Tunnel(op, event));
     };
-    let stream = match connect_tls(&net, tls, &server_name, addr).await {
-        Ok(s) => s,
-        Err(err) => return report(TunnelEvent::Failed(err)),
-    };
-    report(TunnelEvent::Connected);
-    relay(stream, op, &events, &mut outgoing).await;
+    match stream {
+        Ok(stream) => {
+            report(TunnelEvent::Connected);
+            relay(stream, op, events, outgoing).await;
+        }
+        Err(err) => report(TunnelEvent::Failed(err)),
+    }
 }
 
 /// TCP, then TLS 1.3 verified against the tenant CA only.

@@ -16,8 +16,8 @@ pub mod dnsmap;
 pub mod domains;
 pub mod nets;
 
-use std::fmt;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 pub use dnsmap::DnsMap;
@@ -221,10 +221,17 @@ impl Steering {
         }
         let process = flow.process.to_ascii_lowercase();
         match self.pinned_apps.get(&process) {
-            Some(PinnedAction::Bypass) => return decision(Verdict::Bypassed, Reason::BypassApp(flow.process.clone())),
-            Some(PinnedAction::Block) => return decision(Verdict::Blocked, Reason::PinnedBlock(flow.process.clone())),
+            Some(PinnedAction::Bypass) => {
+                return decision(Verdict::Bypassed, Reason::BypassApp(flow.process.clone()));
+            }
+            Some(PinnedAction::Block) => {
+                return decision(Verdict::Blocked, Reason::PinnedBlock(flow.process.clone()));
+            }
             Some(PinnedAction::Tunnel) if tunnel_up => {
-                return decision(Verdict::Tunneled, Reason::PinnedTunnel(flow.process.clone()));
+                return decision(
+                    Verdict::Tunneled,
+                    Reason::PinnedTunnel(flow.process.clone()),
+                );
             }
             // Down: like any steered flow, below.
             Some(PinnedAction::Tunnel) | None => {}

@@ -19,11 +19,17 @@ impl NetSet {
         match net {
             IpAddr::V4(a) => {
                 let len = len.min(32);
-                self.v4.entry(len).or_default().insert(u32::from(a) & mask4(len));
+                self.v4
+                    .entry(len)
+                    .or_default()
+                    .insert(u32::from(a) & mask4(len));
             }
             IpAddr::V6(a) => {
                 let len = len.min(128);
-                self.v6.entry(len).or_default().insert(u128::from(a) & mask6(len));
+                self.v6
+                    .entry(len)
+                    .or_default()
+                    .insert(u128::from(a) & mask6(len));
             }
         }
     }
@@ -57,11 +63,19 @@ impl NetSet {
 }
 
 fn mask4(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
 }
 
 fn mask6(len: u8) -> u128 {
-    if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    }
 }
 
 #[cfg(test)]

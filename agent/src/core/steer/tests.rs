@@ -8,10 +8,13 @@ fn steering(mode: Mode) -> Steering {
         managed: DomainSet::new(["box.com", "*.box.com"]),
         exception_domains: DomainSet::default(),
         exception_nets: NetSet::default(),
-        pinned_apps: [("zoom.us", PinnedAction::Bypass), ("teams.exe", PinnedAction::Bypass)]
-            .into_iter()
-            .map(|(p, a)| (p.to_string(), a))
-            .collect(),
+        pinned_apps: [
+            ("zoom.us", PinnedAction::Bypass),
+            ("teams.exe", PinnedAction::Bypass),
+        ]
+        .into_iter()
+        .map(|(p, a)| (p.to_string(), a))
+        .collect(),
         steer_dns: false,
         private_apps: false,
         fail_close: false,
@@ -83,11 +86,16 @@ fn web_mode_bypasses_exceptions_apps_and_private_addresses() {
 #[test]
 fn pinned_app_actions() {
     let mut s = steering(Mode::Web);
-    s.pinned_apps.insert("slack.exe".into(), PinnedAction::Block);
-    s.pinned_apps.insert("dropbox.exe".into(), PinnedAction::Tunnel);
+    s.pinned_apps
+        .insert("slack.exe".into(), PinnedAction::Block);
+    s.pinned_apps
+        .insert("dropbox.exe".into(), PinnedAction::Tunnel);
     let f = |p: &str| flow(p, Some("example.org"), "93.184.216.34:443");
     assert_eq!(s.decide(&f("Slack.exe"), true).verdict, Verdict::Blocked);
-    assert_eq!(s.decide(&f("Dropbox.exe"), true).reason, Reason::PinnedTunnel("Dropbox.exe".into()));
+    assert_eq!(
+        s.decide(&f("Dropbox.exe"), true).reason,
+        Reason::PinnedTunnel("Dropbox.exe".into())
+    );
     assert_eq!(s.decide(&f("Teams.exe"), true).verdict, Verdict::Bypassed);
 }
 
