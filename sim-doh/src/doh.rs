@@ -86,7 +86,9 @@ async fn dns_query(State(state): State<DohState>, request: Request) -> Response 
             None => None,
         },
     };
-    let response = state.behaviour.apply(state.zone.answer(&query, location));
+    let response = state
+        .behaviour
+        .apply(state.zone.answer(&query, location.as_deref()));
     state.behaviour.delay().await;
     dns_response(&response)
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -26,7 +27,8 @@ const MAX_PAYLOAD: u16 = 1232;
 pub struct Zone {
     ttl_s: u32,
     names: BTreeMap<String, Entry>,
-    locations: BTreeMap<Ipv4Net, String>,
+    /// Shared by clones, so a running server sees [`Zone::relocate`].
+    locations: Arc<RwLock<BTreeMap<Ipv4Net, String>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +46,7 @@ impl Zone {
         Self {
             ttl_s,
             names: BTreeMap::new(),
-            locations: BTreeMap::new(),
+            locations: Arc::default(),
         }
     }
 
@@ -80,17 +82,26 @@ impl Zone {
     /// Places the addresses of `net` in `location`. Where networks overlap, the longest
     /// prefix wins; locating the same network again replaces its location.
     pub fn locate(&mut self, net: Ipv4Net, location: &str) {
-        self.locations.insert(net.trunc(), location.to_owned());
+        self.relocate(net, location);
+    }
+
+    /// Like [`Zone::locate`], on a zone already shared with running servers: a client
+    /// network that moved (roaming) is answered for its new location from now on.
+    pub fn relocate(&self, net: Ipv4Net, location: &str) {
+        if let Ok(mut locations) = self.locations.write() {
+            locations.insert(net.trunc(), location.to_owned());
+        }
     }
 
     /// The location of an address, from the longest matching network given to
     /// [`Zone::locate`].
-    pub fn location_of(&self, ip: Ipv4Addr) -> Option<&str> {
-        self.locations
+    pub fn location_of(&self, ip: Ipv4Addr) -> Option<String> {
+        let locations = self.locations.read().ok()?;
+        locations
             .iter()
             .filter(|(net, _)| net.contains(&ip))
             .max_by_key(|(net, _)| net.prefix_len())
-            .map(|(_, location)| location.as_str())
+            .map(|(_, location)| location.clone())
     }
 
     /// Answers `query` as seen by a client at `location`.

@@ -13,9 +13,9 @@ use sim_doh::Zone;
 #[test]
 fn location_of_takes_the_longest_prefix() {
     let zone = zone();
-    assert_eq!(zone.location_of(NYC_CLIENT), Some("nyc"));
-    assert_eq!(zone.location_of(FRA_CLIENT), Some("fra"));
-    assert_eq!(zone.location_of(LON_CLIENT), Some("lon"));
+    assert_eq!(zone.location_of(NYC_CLIENT).as_deref(), Some("nyc"));
+    assert_eq!(zone.location_of(FRA_CLIENT).as_deref(), Some("fra"));
+    assert_eq!(zone.location_of(LON_CLIENT).as_deref(), Some("lon"));
     assert_eq!(zone.location_of(Ipv4Addr::new(8, 8, 8, 8)), None);
 }
 

@@ -34,13 +34,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, LoadError> {
 /// named like these.
 const SERVICE_HOSTS: [&str; 5] = ["backup", "doh", "ldns", "gslb", "proxy"];
 /// `do` words and the keys each takes besides `at` and `do`.
-const EVENT_KEYS: [(&str, &[&str]); 6] = [
+const EVENT_KEYS: [(&str, &[&str]); 7] = [
     ("start", &[]),
     ("stop", &[]),
     ("connect", &["process", "target", "via_proxy"]),
     ("rule", &["where", "rule"]),
     ("partition", &["host"]),
     ("repair", &["host"]),
+    ("move", &["location"]),
 ];
 /// `2019-10-14T11:40:40Z`, the default `clock`.
 const DEFAULT_CLOCK_UNIX_MS: i64 = 1_571_053_240_000;
@@ -359,6 +360,7 @@ impl Source<'_> {
             ("where", ev.place.as_ref().map(Spanned::span)),
             ("rule", ev.rule.as_ref().map(Spanned::span)),
             ("host", ev.host.as_ref().map(Spanned::span)),
+            ("location", ev.location.as_ref().map(Spanned::span)),
         ];
         for (key, span) in present {
             if let Some(span) = span.filter(|_| !takes.contains(&key)) {
@@ -391,6 +393,10 @@ impl Source<'_> {
                     port,
                     via_proxy,
                 }
+            }
+            "move" => {
+                let location = self.check(required(&ev.location, "location")?, location)?;
+                EventAction::Move { location }
             }
             "rule" => {
                 let place = self.word(required(&ev.place, "where")?, "firewall")?;

@@ -314,6 +314,10 @@ pub enum EventAction {
     Partition { host: String },
     /// Heal a partition.
     Repair { host: String },
+    /// Extension: the endpoint moves to another network in `location` (roaming): the
+    /// perimeter firewall rules of the old network no longer apply, DoH with ECS answers
+    /// for the new location, and the agent sees a network change.
+    Move { location: String },
 }
 
 /// `where` of a `rule` event: `"host"` (the endpoint's firewall) | `"perimeter"`.

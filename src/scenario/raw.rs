@@ -159,6 +159,7 @@ pub(super) struct RawEvent {
     pub place: S,
     pub rule: S,
     pub host: S,
+    pub location: S,
 }
 
 #[derive(Debug, Deserialize)]

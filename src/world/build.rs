@@ -193,7 +193,13 @@ impl Plan {
 
         let mut zone = sim_doh::Zone::new(60);
         let mut by_location = BTreeMap::new();
-        for location in [&s.client.location, &s.dns.ldns_location] {
+        // Every location a client can be in: its own, its resolver's, the PoPs' (where
+        // the endpoint may move to).
+        let pop_locations = s.pops.iter().map(|p| &p.location);
+        for location in [&s.client.location, &s.dns.ldns_location]
+            .into_iter()
+            .chain(pop_locations)
+        {
             by_location.insert(location.clone(), nearest_pop(s, location));
         }
         zone.insert_located(&gateway_name, by_location, s.pops[0].ip);
@@ -534,6 +540,14 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
                         sim.repair(a, b);
                     }
                     format!("{} {host}", if cut { "partition" } else { "repair" })
+                }
+                EventAction::Move { location } => {
+                    lock(&path)?.leave_perimeter();
+                    if let Ok(net) = ipnet::Ipv4Net::new(plan.endpoint, 24) {
+                        plan.zone.relocate(net, location);
+                    }
+                    let _ = commands.send(Command::NetworkChanged);
+                    format!("move endpoint to a network in {location}")
                 }
                 EventAction::Connect {
                     process,

@@ -96,6 +96,12 @@ impl Path {
         }
     }
 
+    /// The endpoint left its network: the old perimeter's rules no longer apply (its own
+    /// host firewall stays).
+    pub fn leave_perimeter(&mut self) {
+        self.perimeter_rules.clear();
+    }
+
     /// Cuts `ip` off (or heals it).
     pub fn set_partitioned(&mut self, ip: Ipv4Addr, cut: bool) {
         if cut {

@@ -235,7 +235,37 @@ impl Agent {
 
     /// Stop the agent: close the tunnel and cancel everything in flight.
     pub fn handle_stop(&mut self, _now: Instant) {
-        match std::mem::replace(&mut self.phase, Phase::Stopped) {
+        self.abandon(Phase::Stopped);
+        self.log(
+            Level::Info,
+            "CTunnelMgr",
+            "Client stopped by user".to_string(),
+        );
+        self.set_status(TunnelStatus::Disconnected);
+    }
+
+    /// The endpoint moved to another network: drop the tunnel and everything in flight,
+    /// go back to the preferred protocol (DTLS after a fallback to TLS), and connect again
+    /// at once, re-resolving the gateway.
+    pub fn handle_network_change(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Idle | Phase::Stopped) {
+            return;
+        }
+        self.abandon(Phase::Idle);
+        self.log(
+            Level::Info,
+            "CTunnelMgr",
+            "Network change detected, reconnecting".to_string(),
+        );
+        self.set_status(TunnelStatus::Disconnected);
+        self.failures = 0;
+        self.proto = self.preferred_proto();
+        self.begin_attempt(Role::Primary, now);
+    }
+
+    /// Cancels whatever is in flight, closes the tunnel, and moves to `next`.
+    fn abandon(&mut self, next: Phase) {
+        match std::mem::replace(&mut self.phase, next) {
             Phase::Resolving(r) => self.push(Action::Cancel { op: r.op }),
             Phase::Probing(p) => {
                 for op in p.pending_ops() {
@@ -243,16 +273,18 @@ impl Agent {
                 }
             }
             Phase::Connecting { op, .. } => self.push(Action::Cancel { op }),
-            Phase::Connected { op, .. } => self.push(Action::CloseTunnel { op }),
+            Phase::Connected { op, .. } => {
+                self.push(Action::CloseTunnel { op });
+                for flow in std::mem::take(&mut self.pending_flows) {
+                    self.push(Action::FlowResult {
+                        flow,
+                        result: Err("tunnel closed".to_string()),
+                    });
+                }
+            }
             Phase::Idle | Phase::WaitingToReconnect | Phase::Stopped => {}
         }
         self.timers.clear();
-        self.log(
-            Level::Info,
-            "stAgentSvc",
-            "Client stopped by user".to_string(),
-        );
-        self.set_status(TunnelStatus::Disconnected);
     }
 
     /// A DNS-over-HTTPS exchange finished.

@@ -63,6 +63,8 @@ pub enum Command {
     Start,
     /// Disable the client.
     Stop,
+    /// The endpoint moved to another network.
+    NetworkChanged,
     /// A DNS answer on its way to an app.
     AppDns(Vec<u8>),
     /// An app opens a flow (its SYN); the decision comes back on `reply`.
@@ -173,6 +175,7 @@ impl<N: Net> Shell<N> {
                     match command {
                         Some(Command::Start) => self.agent.handle_start(now),
                         Some(Command::Stop) => self.agent.handle_stop(now),
+                        Some(Command::NetworkChanged) => self.agent.handle_network_change(now),
                         Some(Command::AppDns(answer)) => self.agent.handle_app_dns(&answer, now),
                         Some(Command::AppFlow(app)) => {
                             self.next_flow += 1;
