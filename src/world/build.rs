@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::apps::{AppRequest, Apps};
+use super::inspect::Inspector;
 use super::net::SimNet;
 use super::path::Path;
 use super::pki::{Authority, Pki, PkiError};
@@ -93,9 +94,9 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldErr
     })
 }
 
-fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
-    let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
-    let rules = scenario
+/// Every firewall rule of the scenario: both lists and the rules added by events.
+fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule> {
+    scenario
         .network
         .host_firewall
         .iter()
@@ -103,14 +104,16 @@ fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
         .chain(scenario.events.iter().filter_map(|e| match &e.action {
             EventAction::Rule { rule, .. } => Some(rule),
             _ => None,
-        }));
-    for rule in rules {
-        if matches!(rule.action, RuleAction::Inspect | RuleAction::Redirect) {
-            return unsupported(
-                format!("firewall rule `{rule}`"),
-                "use allow, block or reset rules for now",
-            );
-        }
+        }))
+}
+
+fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
+    let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
+    if let Some(rule) = all_rules(scenario).find(|r| r.action == RuleAction::Redirect) {
+        return unsupported(
+            format!("firewall rule `{rule}` (captive portal)"),
+            "use allow, block, reset or inspect rules for now",
+        );
     }
     if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
         return unsupported(
@@ -145,6 +148,7 @@ struct Plan {
     doh: Ipv4Addr,
     backup: Ipv4Addr,
     gslb: Ipv4Addr,
+    inspector: Option<Ipv4Addr>,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -175,6 +179,12 @@ impl Plan {
                 format!("gateway-{}.{domain}", pop.name),
             ];
             registry.add(pop.ip, entry(Role::Pop(pop.name.clone()), &pop.name, names))?;
+        }
+        let inspector = all_rules(s)
+            .any(|r| r.action == RuleAction::Inspect)
+            .then(|| registry.free_address());
+        if let Some(ip) = inspector {
+            registry.add(ip, entry(Role::Inspector, "inspector", vec![]))?;
         }
         let gslb = registry.free_address();
         registry.add(gslb, entry(Role::Gslb, "gslb", vec![GSLB_NAME.to_string()]))?;
@@ -225,6 +235,7 @@ impl Plan {
             doh,
             backup,
             gslb,
+            inspector,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -435,7 +446,32 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     .with_udp_limits(s.network.path_mtu, s.network.udp_loss, seed);
     let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
-    let net = SimNet::new(path.clone(), registry.clone());
+    let mut net = SimNet::new(path.clone(), registry.clone());
+    if let Some(ip) = plan.inspector {
+        net = net.with_inspector(ip);
+        let names: Vec<String> = plan
+            .registry
+            .iter()
+            .flat_map(|(_, h)| h.dns_names.clone())
+            .collect();
+        let leaf = pki.leaf(&names, Authority::Rogue, false)?;
+        let upstream = agent_tls_roots(&pki, clock)?;
+        let world_names = plan
+            .registry
+            .iter()
+            .flat_map(|(ip, h)| {
+                h.dns_names
+                    .iter()
+                    .map(move |n| (n.to_ascii_lowercase(), *ip))
+            })
+            .collect();
+        let inspector = Inspector {
+            server: serve::server_config(&leaf, Arc::new(clock))?,
+            upstream,
+            names: Arc::new(world_names),
+        };
+        sim.host(IpAddr::V4(ip), move || inspector.clone().serve());
+    }
     let app_net = net.clone();
     let config = Config {
         tenant: s.tenant.name.clone(),
@@ -669,4 +705,18 @@ fn place_word(place: crate::scenario::FirewallPlace) -> &'static str {
         crate::scenario::FirewallPlace::Host => "host",
         crate::scenario::FirewallPlace::Perimeter => "perimeter",
     }
+}
+
+/// A TLS client config trusting the public and tenant CAs, on the world's clock: how the
+/// inspection proxy re-originates.
+fn agent_tls_roots(pki: &Pki, clock: WorldClock) -> Result<Arc<rustls::ClientConfig>, WorldError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.public_root())?;
+    roots.add(pki.tenant_root())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_details(provider, Arc::new(clock))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

@@ -14,6 +14,7 @@
 
 pub mod apps;
 pub mod build;
+pub mod inspect;
 pub mod net;
 pub mod path;
 pub mod pki;

@@ -16,12 +16,23 @@ use super::registry::Registry;
 pub struct SimNet {
     path: Arc<Mutex<Path>>,
     registry: Arc<Registry>,
+    inspector: Option<std::net::Ipv4Addr>,
 }
 
 impl SimNet {
     /// The endpoint's network over `path`.
     pub fn new(path: Arc<Mutex<Path>>, registry: Arc<Registry>) -> SimNet {
-        SimNet { path, registry }
+        SimNet {
+            path,
+            registry,
+            inspector: None,
+        }
+    }
+
+    /// Sends intercepted TLS to the inspection proxy at `proxy`.
+    pub fn with_inspector(mut self, proxy: std::net::Ipv4Addr) -> SimNet {
+        self.inspector = Some(proxy);
+        self
     }
 
     fn verdict(&self, transport: Transport, addr: SocketAddr) -> io::Result<Verdict> {
@@ -59,6 +70,13 @@ impl Net for SimNet {
             // caller gives up.
             Verdict::Drop { .. } => std::future::pending().await,
             Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),
+            // The inspection proxy terminates the TLS and re-originates it.
+            Verdict::Inspect { .. } => match self.inspector {
+                Some(proxy) => {
+                    turmoil::net::TcpStream::connect(SocketAddr::from((proxy, 443))).await
+                }
+                None => turmoil::net::TcpStream::connect(addr).await,
+            },
         }
     }
 
@@ -81,8 +99,10 @@ pub struct SimUdp {
 impl Datagram for SimUdp {
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
         match self.net.verdict(Transport::Udp, addr)? {
-            Verdict::Pass if self.net.udp_lost(buf.len()) => Ok(buf.len()),
-            Verdict::Pass => self.socket.send_to(buf, addr).await,
+            Verdict::Pass | Verdict::Inspect { .. } if self.net.udp_lost(buf.len()) => {
+                Ok(buf.len())
+            }
+            Verdict::Pass | Verdict::Inspect { .. } => self.socket.send_to(buf, addr).await,
             Verdict::Drop { .. } => Ok(buf.len()),
             Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),
         }

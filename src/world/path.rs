@@ -34,6 +34,12 @@ pub enum Verdict {
         /// Which rule, for the timeline.
         why: String,
     },
+    /// Intercept it: TLS on TCP 443 goes to the firewall's inspection proxy, which
+    /// re-signs with its own CA and re-originates. Anything else passes.
+    Inspect {
+        /// Which rule, for the timeline.
+        why: String,
+    },
 }
 
 /// The endpoint's network path.
@@ -137,8 +143,18 @@ impl Path {
                     RuleAction::Allow => {}
                     RuleAction::Block => return Verdict::Drop { why },
                     RuleAction::Reset => return Verdict::Refuse { why },
-                    // Checked away when the world is built (see `World::build`).
-                    RuleAction::Inspect | RuleAction::Redirect => {}
+                    RuleAction::Inspect if transport == Transport::Tcp && port == 443 => {
+                        if self.partitioned.contains(&dst) {
+                            return Verdict::Drop {
+                                why: "partition".to_string(),
+                            };
+                        }
+                        return Verdict::Inspect { why };
+                    }
+                    // UDP (DTLS) cannot be intercepted: it passes on to the next rule.
+                    RuleAction::Inspect => {}
+                    // Checked away when the world is built (see `world::build::run`).
+                    RuleAction::Redirect => {}
                 }
             }
         }

@@ -19,6 +19,8 @@ pub enum Role {
     Ldns,
     /// The GSLB API.
     Gslb,
+    /// The perimeter's TLS inspection proxy.
+    Inspector,
     /// An origin server.
     Origin(String),
 }
