@@ -191,7 +191,7 @@ async fn session<U: Udp, D: Dialer>(gw: Gateway<D>, server: Arc<Server>, mut lin
     let id = gw.sessions.fetch_add(1, Ordering::Relaxed) + 1;
     tracing::info!(target: LOG_TARGET, gateway = %name, "session {id} up from {peer} over DTLS");
     let (tunnel, pipe) = tokio::io::duplex(PIPE_BYTES);
-    let relay = relay::Session::new(gw.dialer.clone(), name.clone(), id);
+    let relay = relay::Session::new(gw.dialer.clone(), name.clone(), id, gw.policy.clone());
     tokio::task::spawn_local(async move {
         let end = relay.run(tunnel).await;
         tracing::info!(target: LOG_TARGET, gateway = %name, "session {id} from {peer} ended: {end}");

@@ -11,7 +11,10 @@
 //! Log lines go to `tracing` under the target [`LOG_TARGET`].
 
 mod dtls;
+pub mod policy;
 mod relay;
+
+pub use policy::Policy;
 
 pub use dtls::{DEFAULT_MTU as DTLS_MTU, Udp};
 
@@ -57,6 +60,7 @@ pub struct Gateway<D: Dialer> {
     dialer: D,
     sessions: Arc<AtomicU32>,
     dtls: Option<Arc<dtls::Server>>,
+    policy: Arc<Policy>,
 }
 
 impl<D: Dialer> Clone for Gateway<D> {
@@ -67,6 +71,7 @@ impl<D: Dialer> Clone for Gateway<D> {
             dialer: self.dialer.clone(),
             sessions: self.sessions.clone(),
             dtls: self.dtls.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -92,7 +97,14 @@ impl<D: Dialer> Gateway<D> {
             dialer,
             sessions: Arc::new(AtomicU32::new(0)),
             dtls: None,
+            policy: Arc::default(),
         })
+    }
+
+    /// Enforces `policy` on every flow opened through this gateway.
+    pub fn with_policy(mut self, policy: Policy) -> Gateway<D> {
+        self.policy = Arc::new(policy);
+        self
     }
 
     /// Adds DTLS with `certificate` (an ECDSA P-256 or P-384 leaf; dimpl takes no RSA or
@@ -141,9 +153,14 @@ impl<D: Dialer> Gateway<D> {
         };
         let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(target: LOG_TARGET, gateway = %name, "session {session} up from {peer}");
-        let end = relay::Session::new(self.dialer.clone(), name.clone(), session)
-            .run(tls)
-            .await;
+        let end = relay::Session::new(
+            self.dialer.clone(),
+            name.clone(),
+            session,
+            self.policy.clone(),
+        )
+        .run(tls)
+        .await;
         tracing::info!(target: LOG_TARGET, gateway = %name, "session {session} from {peer} ended: {end}");
     }
 }

@@ -2,12 +2,14 @@
 //! connection per opened flow.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use agent::wire::Frame;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
+use crate::policy::Policy;
 use crate::{Dialer, LOG_TARGET};
 
 pub(crate) struct Session<D: Dialer> {
@@ -15,6 +17,7 @@ pub(crate) struct Session<D: Dialer> {
     gateway: String,
     id: u32,
     flows: BTreeMap<u32, mpsc::UnboundedSender<Bytes>>,
+    policy: Arc<Policy>,
 }
 
 enum Upstream {
@@ -23,12 +26,13 @@ enum Upstream {
 }
 
 impl<D: Dialer> Session<D> {
-    pub(crate) fn new(dialer: D, gateway: String, id: u32) -> Session<D> {
+    pub(crate) fn new(dialer: D, gateway: String, id: u32, policy: Arc<Policy>) -> Session<D> {
         Session {
             dialer,
             gateway,
             id,
             flows: BTreeMap::new(),
+            policy,
         }
     }
 
@@ -107,6 +111,9 @@ impl<D: Dialer> Session<D> {
                     "session {} flow {flow} from {process} to {host}:{port}",
                     self.id
                 );
+                if let Some(reason) = self.policy.blocks(&host) {
+                    return Some(Frame::Refused { flow, reason });
+                }
                 tokio::task::spawn_local(open_flow(
                     self.dialer.clone(),
                     flow,

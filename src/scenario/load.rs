@@ -111,6 +111,7 @@ impl Source<'_> {
             backup,
             origins,
             network,
+            policy: self.policy(raw.policy)?,
             events,
         })
     }
@@ -280,9 +281,24 @@ impl Source<'_> {
                 self.required(&origin.ip, "ip", "[[origins]]", &header)?,
                 ipv4,
             )?;
-            origins.push(Origin { host, ip });
+            let category = self.opt(&origin.category, |s| {
+                text_value(s, "category", "e.g. \"file-sharing\"")
+            })?;
+            origins.push(Origin { host, ip, category });
         }
         Ok(origins)
+    }
+
+    fn policy(&self, raw: Option<RawPolicy>) -> Res<Policy> {
+        let block = raw.and_then(|p| p.block);
+        let entry = |s: &str| match s.strip_prefix("category:") {
+            Some(c) if !c.trim().is_empty() => Ok(s.to_string()),
+            Some(_) => Err("empty category; write e.g. \"category:file-sharing\"".to_string()),
+            None => RuleTarget::parse(s).map(|_| s.to_string()),
+        };
+        Ok(Policy {
+            block: self.list(block, entry)?,
+        })
     }
 
     fn network(&self, raw: Option<RawNetwork>) -> Res<Network> {

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub backup: Backup,
     pub origins: Vec<Origin>,
     pub network: Network,
+    /// Extension `[policy]`.
+    pub policy: Policy,
     /// Sorted by `at` (stable: same-time events keep file order).
     pub events: Vec<Event>,
     pub expect: Expect,
@@ -202,6 +204,16 @@ pub struct Backup {
 pub struct Origin {
     pub host: String,
     pub ip: Ipv4Addr,
+    /// Extension: the web category the gateway's policy sees for this host.
+    pub category: Option<String>,
+}
+
+/// Extension `[policy]`: the gateway's real-time policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Blocked destinations: domains (`dropbox.com`, `*.dropbox.com`) and categories
+    /// (`category:file-sharing`). A blocked tunneled flow gets a block page.
+    pub block: Vec<String>,
 }
 
 /// `[network]`: firewalls and proxy between the endpoint and the internet.

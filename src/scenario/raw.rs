@@ -43,6 +43,7 @@ pub(super) struct RawScenario {
     pub backup: Option<RawBackup>,
     pub origins: Option<Vec<Spanned<RawOrigin>>>,
     pub network: Option<RawNetwork>,
+    pub policy: Option<RawPolicy>,
     pub events: Option<Vec<Spanned<RawEvent>>>,
     pub expect: Option<RawExpect>,
 }
@@ -124,6 +125,13 @@ pub(super) struct RawBackup {
 pub(super) struct RawOrigin {
     pub host: S,
     pub ip: S,
+    pub category: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawPolicy {
+    pub block: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -90,7 +90,8 @@ impl Apps {
         let Ok(decided) = decision.await else {
             return;
         };
-        let verdict = match decided.decision.verdict {
+        let mut reason = decided.decision.reason.to_string();
+        let mut verdict = match decided.decision.verdict {
             AgentVerdict::Tunneled => Verdict::Tunneled,
             AgentVerdict::Bypassed => Verdict::Bypassed,
             AgentVerdict::Direct => Verdict::Direct,
@@ -101,7 +102,13 @@ impl Apps {
             (Verdict::Tunneled, Some(opened)) => {
                 match tokio::time::timeout(APP_CONNECT_TIMEOUT, opened).await {
                     Ok(Ok(Ok(()))) => "opened through the tunnel".to_string(),
-                    Ok(Ok(Err(reason))) => format!("refused: {reason}"),
+                    // The gateway's policy blocked it: the app gets a block page.
+                    Ok(Ok(Err(why))) if why.starts_with(sim_gateway::policy::POLICY_REFUSAL) => {
+                        verdict = Verdict::Blocked;
+                        reason = format!("gateway {why}");
+                        "block page".to_string()
+                    }
+                    Ok(Ok(Err(why))) => format!("refused: {why}"),
                     Ok(Err(_)) => "tunnel gone".to_string(),
                     Err(_) => "timed out waiting for the gateway".to_string(),
                 }
@@ -125,7 +132,7 @@ impl Apps {
             host: req.host,
             addr: dst.to_string(),
             verdict,
-            reason: decided.decision.reason.to_string(),
+            reason,
             outcome,
         };
         if let Ok(mut flows) = self.flows.lock() {

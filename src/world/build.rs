@@ -380,6 +380,12 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         .collect();
     let dialer = WorldDialer::new(origin_names);
     let domain = domain(s.tenant.region);
+    let categories = s
+        .origins
+        .iter()
+        .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
+        .collect();
+    let policy = sim_gateway::Policy::new(&s.policy.block, categories);
     let mut gateways = Vec::new();
     let mut latencies = Vec::new();
     for pop in &s.pops {
@@ -408,6 +414,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
             dialer.clone(),
         )
         .and_then(|gw| gw.with_dtls(&dtls_leaf.chain[0], &dtls_leaf.key, Some(seed)))
+        .map(|gw| gw.with_policy(policy.clone()))
         .map_err(|e| WorldError::Simulation(e.to_string()))?;
         // TLS on TCP 443 and DTLS on UDP 443.
         sim.host(IpAddr::V4(ip), move || {
