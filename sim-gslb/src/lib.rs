@@ -2,7 +2,8 @@
 //! ask for the PoPs nearest them.
 //!
 //! - `GET /v1/pops?tenant=<name>` answers `{"pops": [{"name", "ip"}, ...]}`, ranked as
-//!   the world decided (GSLB's geo ranking, which need not match measured RTTs), or `403`
+//!   the world decided (by latency from the client unless a scenario says otherwise;
+//!   it need not match what the client measures), or `403`
 //!   with a JSON error when the tenant's GSLB flag is off.
 //! - `POST /v1/rtt?tenant=<name>` takes the client's measured RTTs (`{"rtts": [...]}`)
 //!   and answers `204`.

@@ -281,12 +281,12 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
     }
 }
 
-/// GSLB's answer: the scenario's `gslb_order`, else PoPs in the client's location first,
-/// then the rest in file order (a geo ranking, which need not match measured RTTs).
+/// GSLB's answer: the scenario's `gslb_order`, else PoPs by the world's latency from
+/// the client (file order between equals).
 fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
     let mut pops: Vec<&crate::scenario::Pop> = s.pops.iter().collect();
     if s.tenant.gslb_order.is_empty() {
-        pops.sort_by_key(|p| p.location != s.client.location);
+        pops.sort_by_key(|p| p.latency);
     } else {
         pops.sort_by_key(|p| {
             s.tenant
