@@ -37,7 +37,7 @@ const SERVICE_HOSTS: [&str; 5] = ["backup", "doh", "ldns", "gslb", "proxy"];
 const EVENT_KEYS: [(&str, &[&str]); 7] = [
     ("start", &[]),
     ("stop", &[]),
-    ("connect", &["process", "target", "via_proxy"]),
+    ("connect", &["process", "target", "via_proxy", "dns"]),
     ("rule", &["where", "rule"]),
     ("partition", &["host"]),
     ("repair", &["host"]),
@@ -206,6 +206,7 @@ impl Source<'_> {
         }
         s.steer_dns = raw.steer_dns.unwrap_or(s.steer_dns);
         s.private_apps = raw.private_apps.unwrap_or(s.private_apps);
+        s.sni_check = raw.sni_check.unwrap_or(s.sni_check);
         Ok(s)
     }
 
@@ -377,6 +378,7 @@ impl Source<'_> {
             ("rule", ev.rule.as_ref().map(Spanned::span)),
             ("host", ev.host.as_ref().map(Spanned::span)),
             ("location", ev.location.as_ref().map(Spanned::span)),
+            ("dns", ev.dns.as_ref().map(Spanned::span)),
         ];
         for (key, span) in present {
             if let Some(span) = span.filter(|_| !takes.contains(&key)) {
@@ -403,11 +405,15 @@ impl Source<'_> {
                         help,
                     ));
                 }
+                let dns = self
+                    .opt_word(&ev.dns, "app resolver")?
+                    .unwrap_or(AppDns::Os);
                 EventAction::Connect {
                     process,
                     host,
                     port,
                     via_proxy,
+                    dns,
                 }
             }
             "move" => {

@@ -147,6 +147,17 @@ pub struct Steering {
     pub steer_dns: bool,
     /// Steer RFC 1918 destinations too.
     pub private_apps: bool,
+    /// Extension: hold each TLS flow until its ClientHello and decide by its SNI (the
+    /// option for overlapping IPs and apps whose DNS the client cannot see).
+    pub sni_check: bool,
+}
+
+/// How an app resolves its host: `"os"` (the OS resolver; the client sees the answer) |
+/// `"app-doh"` (the app's own DNS over HTTPS, e.g. a browser's; the client sees nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppDns {
+    Os,
+    AppDoh,
 }
 
 /// A certificate-pinned app and what the agent does with it.
@@ -313,12 +324,14 @@ pub enum EventAction {
     Start,
     /// Stop the agent.
     Stop,
-    /// An app resolves `host` through the OS, then opens TCP to `port`.
+    /// An app resolves `host` (through the OS, or its own DoH per `dns`), then opens
+    /// TCP to `port`.
     Connect {
         process: String,
         host: String,
         port: u16,
         via_proxy: bool,
+        dns: AppDns,
     },
     /// Add a firewall rule at run time.
     Rule { place: FirewallPlace, rule: Rule },

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::duration::parse_duration;
 use super::model::{
-    Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
+    AppDns, Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
     FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region, ResolvedBy, RuleAction,
     RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
 };
@@ -92,6 +92,7 @@ pub(super) struct RawSteering {
     pub bypass_file: S,
     pub steer_dns: Option<bool>,
     pub private_apps: Option<bool>,
+    pub sni_check: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +169,7 @@ pub(super) struct RawEvent {
     pub rule: S,
     pub host: S,
     pub location: S,
+    pub dns: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +241,7 @@ impl Default for Steering {
             exceptions: vec![],
             bypass_apps: vec![],
             pinned_apps: vec![],
+            sni_check: false,
             steer_dns: false,
             private_apps: false,
         }
@@ -316,6 +319,7 @@ words! {
     CertKind { Trusted = "trusted", Untrusted = "untrusted", Expired = "expired" }
     SteeringMode { CloudApps = "cloud-apps", Web = "web", All = "all" }
     PinnedAction { Bypass = "bypass", Tunnel = "tunnel", Block = "block" }
+    AppDns { Os = "os", AppDoh = "app-doh" }
     ProxyDiscovery { Manual = "manual", Pac = "pac", Wpad = "wpad" }
     FirewallPlace { Host = "host", Perimeter = "perimeter" }
     RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect" }

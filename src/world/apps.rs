@@ -38,6 +38,8 @@ pub struct AppRequest {
     pub host: String,
     /// The port.
     pub port: u16,
+    /// The app resolves through its own DNS over HTTPS (the client sees no answer).
+    pub own_doh: bool,
 }
 
 /// What the apps share.
@@ -55,6 +57,8 @@ pub struct Apps {
     pub flows: Arc<Mutex<BTreeMap<usize, FlowRecord>>>,
     /// The world's timeline.
     pub timeline: Timeline,
+    /// What an app's own DNS over HTTPS answers.
+    pub names: Arc<BTreeMap<String, std::net::Ipv4Addr>>,
 }
 
 impl Apps {
@@ -74,14 +78,20 @@ impl Apps {
             ));
             return;
         };
-        let _ = self.agent.send(Command::AppDns(answer));
+        if !answer.is_empty() {
+            let _ = self.agent.send(Command::AppDns(answer));
+        }
         let dst = SocketAddr::new(ip, req.port);
         let src = SocketAddr::new(self.client_ip, 50_000 + (req.index as u16 % 10_000));
         let (reply, decision) = oneshot::channel();
+        // A TLS app puts its host in the ClientHello's SNI.
+        let sni =
+            (req.port == 443 && req.host.parse::<IpAddr>().is_err()).then(|| req.host.clone());
         let flow = AppFlow {
             process: req.process.clone(),
             src,
             dst,
+            sni,
             reply,
         };
         if self.agent.send(Command::AppFlow(flow)).is_err() {
@@ -145,6 +155,11 @@ impl Apps {
     async fn resolve(&self, req: &AppRequest) -> Option<(IpAddr, Vec<u8>)> {
         if let Ok(ip) = req.host.parse::<IpAddr>() {
             return Some((ip, Vec::new()));
+        }
+        if req.own_doh {
+            // Encrypted to the app's own resolver: the client's driver sees nothing.
+            let ip = self.names.get(&req.host.to_ascii_lowercase())?;
+            return Some((IpAddr::V4(*ip), Vec::new()));
         }
         let socket = self.net.bind_udp().await.ok()?;
         let id = 0x4000 + (req.index as u16 & 0x3fff);

@@ -25,8 +25,8 @@ use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
 use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
-    CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario, ServerBehaviour,
-    SteeringMode, TunnelProto, TunnelState,
+    AppDns, CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario,
+    ServerBehaviour, SteeringMode, TunnelProto, TunnelState,
 };
 
 /// Why a world could not be built or run.
@@ -194,6 +194,9 @@ impl Plan {
             entry(Role::Backup, "backup", vec![backup_name.clone()]),
         )?;
         for origin in &s.origins {
+            if registry.add_origin_name(origin.ip, &origin.host) {
+                continue;
+            }
             let role = Role::Origin(origin.host.clone());
             registry.add(
                 origin.ip,
@@ -430,11 +433,19 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     }
 
     // Origins: plain HTTP on 80, HTTPS on 443 with a public certificate.
+    // One host per address: several sites may share one (a CDN edge).
+    let mut sites: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
     for origin in &s.origins {
-        let leaf = pki.leaf(std::slice::from_ref(&origin.host), Authority::Public, false)?;
+        sites
+            .entry(origin.ip)
+            .or_default()
+            .push(origin.host.clone());
+    }
+    for (ip, hosts) in sites {
+        let leaf = pki.leaf(&hosts, Authority::Public, false)?;
         let tls = serve::server_config(&leaf, Arc::new(clock))?;
-        let router = crate::origin::router(&origin.host);
-        sim.host(IpAddr::V4(origin.ip), move || {
+        let router = crate::origin::router(&hosts.join(", "));
+        sim.host(IpAddr::V4(ip), move || {
             let (router, tls) = (router.clone(), tls.clone());
             async move {
                 let plain = tokio::task::spawn_local(serve::https(router.clone(), None, 80));
@@ -535,6 +546,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         client_ip: IpAddr::V4(plan.endpoint),
         flows: flows.clone(),
         timeline: timeline.clone(),
+        names: Arc::new(origin_addresses(s)),
     };
     sim.client(IpAddr::V4(plan.endpoint), async move {
         tokio::task::spawn_local(shell.run(command_rx));
@@ -596,6 +608,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
                     process,
                     host,
                     port,
+                    dns,
                     ..
                 } => {
                     let _ = app_requests.send(AppRequest {
@@ -603,6 +616,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
                         process: process.clone(),
                         host: host.clone(),
                         port: *port,
+                        own_doh: *dns == AppDns::AppDoh,
                     });
                     connects += 1;
                     format!("connect {process} {host}:{port}")
@@ -693,6 +707,7 @@ fn steering(s: &Scenario) -> agent::core::steer::Steering {
         pinned_apps: pinned_apps(s),
         steer_dns: s.steering.steer_dns,
         private_apps: s.steering.private_apps,
+        sni_check: s.steering.sni_check,
         fail_close: s.client.fail_close,
         ..Steering::default()
     };
@@ -726,4 +741,12 @@ fn agent_tls_roots(pki: &Pki, clock: WorldClock) -> Result<Arc<rustls::ClientCon
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// Origin names to addresses: what an app's own DNS over HTTPS finds.
+fn origin_addresses(s: &Scenario) -> BTreeMap<String, Ipv4Addr> {
+    s.origins
+        .iter()
+        .map(|o| (o.host.to_ascii_lowercase(), o.ip))
+        .collect()
 }

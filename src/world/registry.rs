@@ -68,6 +68,18 @@ impl Registry {
         Ok(())
     }
 
+    /// Adds a name to the host at `ip`, when it is an origin (several sites on one
+    /// address). Returns whether it did.
+    pub fn add_origin_name(&mut self, ip: Ipv4Addr, name: &str) -> bool {
+        match self.hosts.get_mut(&ip) {
+            Some(h) if matches!(h.role, Role::Origin(_)) => {
+                h.dns_names.push(name.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The host at `ip`.
     pub fn at(&self, ip: Ipv4Addr) -> Option<&HostEntry> {
         self.hosts.get(&ip)

@@ -459,21 +459,34 @@ impl Agent {
         }
     }
 
-    /// The driver saw an app open a flow (its SYN) from `src` to `dst`: decide.
+    /// The driver saw an app open a flow (its SYN) from `src` to `dst`: decide. `sni` is
+    /// the server name of the flow's TLS ClientHello, when it has one: with the SNI-check
+    /// option on, the flow is held until then and decided by that name alone.
     pub fn handle_app_flow(
         &mut self,
         flow: u32,
         process: &str,
         src: SocketAddr,
         dst: SocketAddr,
+        sni: Option<&str>,
         now: Instant,
     ) {
-        let names = self
-            .dns_map
-            .names(dst.ip(), now)
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let names = match sni.filter(|_| self.config.steering.sni_check) {
+            Some(sni) => {
+                self.log(
+                    Level::Debug,
+                    "nsTunnel",
+                    format!("SNI check: held flow from process: {process} to {dst} until its ClientHello, SNI {sni}"),
+                );
+                vec![sni.to_ascii_lowercase()]
+            }
+            None => self
+                .dns_map
+                .names(dst.ip(), now)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        };
         let info = steer::FlowInfo {
             process: process.to_string(),
             names,

@@ -80,6 +80,8 @@ pub struct AppFlow {
     pub src: SocketAddr,
     /// Where it goes.
     pub dst: SocketAddr,
+    /// The server name of its TLS ClientHello, if it is TLS with SNI.
+    pub sni: Option<String>,
     /// Gets the agent's decision.
     pub reply: oneshot::Sender<FlowDecision>,
 }
@@ -181,7 +183,7 @@ impl<N: Net> Shell<N> {
                             self.next_flow += 1;
                             let flow = self.next_flow;
                             self.waiting_verdict.insert(flow, app.reply);
-                            self.agent.handle_app_flow(flow, &app.process, app.src, app.dst, now);
+                            self.agent.handle_app_flow(flow, &app.process, app.src, app.dst, app.sni.as_deref(), now);
                         }
                         None => break,
                     }

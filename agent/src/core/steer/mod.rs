@@ -138,6 +138,8 @@ pub struct Steering {
     pub steer_dns: bool,
     /// RFC 1918 destinations are steered.
     pub private_apps: bool,
+    /// Decide TLS flows by their ClientHello's SNI instead of the DNS map.
+    pub sni_check: bool,
     /// Block steered flows while the tunnel is down.
     pub fail_close: bool,
 }
@@ -177,6 +179,7 @@ impl Default for Steering {
             pinned_apps: BTreeMap::new(),
             steer_dns: false,
             private_apps: false,
+            sni_check: false,
             fail_close: false,
         }
     }

@@ -17,6 +17,7 @@ fn steering(mode: Mode) -> Steering {
         .collect(),
         steer_dns: false,
         private_apps: false,
+        sni_check: false,
         fail_close: false,
     };
     for e in ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"] {
