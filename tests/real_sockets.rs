@@ -79,6 +79,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             tunnel: TunnelProto::Tls,
             dtls_available: false,
             steering: Default::default(),
+            on_prem: None,
             seed: 1,
         };
         let shell = Shell::new(

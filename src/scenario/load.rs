@@ -207,6 +207,21 @@ impl Source<'_> {
         s.steer_dns = raw.steer_dns.unwrap_or(s.steer_dns);
         s.private_apps = raw.private_apps.unwrap_or(s.private_apps);
         s.sni_check = raw.sni_check.unwrap_or(s.sni_check);
+        if let Some(on_prem) = &raw.on_prem {
+            let (span, o) = (on_prem.span(), on_prem.get_ref());
+            let table = "steering.on_prem";
+            s.on_prem = Some(OnPrem {
+                dns_host: self.check(
+                    self.required(&o.dns_host, "dns_host", table, &span)?,
+                    host_name,
+                )?,
+                dns_ip: self.check(self.required(&o.dns_ip, "dns_ip", table, &span)?, ipv4)?,
+                mode: self.word(
+                    self.required(&o.mode, "mode", table, &span)?,
+                    "steering mode",
+                )?,
+            });
+        }
         Ok(s)
     }
 

@@ -150,6 +150,20 @@ pub struct Steering {
     /// Extension: hold each TLS flow until its ClientHello and decide by its SNI (the
     /// option for overlapping IPs and apps whose DNS the client cannot see).
     pub sni_check: bool,
+    /// Extension: on-prem detection. When `dns_host` resolves to `dns_ip` through the
+    /// local resolver, the client is on-prem and steers in `mode` instead.
+    pub on_prem: Option<OnPrem>,
+}
+
+/// `steering.on_prem`: dynamic steering by on-prem detection (DNS method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnPrem {
+    /// The name only the corporate network resolves.
+    pub dns_host: String,
+    /// Its on-prem address.
+    pub dns_ip: Ipv4Addr,
+    /// The steering mode on-prem.
+    pub mode: SteeringMode,
 }
 
 /// How an app resolves its host: `"os"` (the OS resolver; the client sees the answer) |

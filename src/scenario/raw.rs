@@ -93,6 +93,18 @@ pub(super) struct RawSteering {
     pub steer_dns: Option<bool>,
     pub private_apps: Option<bool>,
     pub sni_check: Option<bool>,
+    pub on_prem: Option<Spanned<RawOnPrem>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `dns_host`, `dns_ip` and `mode`"
+)]
+pub(super) struct RawOnPrem {
+    pub dns_host: S,
+    pub dns_ip: S,
+    pub mode: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +254,7 @@ impl Default for Steering {
             bypass_apps: vec![],
             pinned_apps: vec![],
             sni_check: false,
+            on_prem: None,
             steer_dns: false,
             private_apps: false,
         }

@@ -513,6 +513,15 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
         },
         dtls_available: true,
         steering: steering(s),
+        on_prem: s
+            .steering
+            .on_prem
+            .as_ref()
+            .map(|o| agent::core::onprem::OnPremCheck {
+                host: o.dns_host.clone(),
+                expect: o.dns_ip,
+                mode: agent_mode(o.mode),
+            }),
         seed,
     };
     let shell_config = ShellConfig {
@@ -695,13 +704,9 @@ fn pinned_apps(s: &Scenario) -> BTreeMap<String, agent::core::steer::PinnedActio
 
 /// The agent's steering configuration from the scenario's `[steering]` table.
 fn steering(s: &Scenario) -> agent::core::steer::Steering {
-    use agent::core::steer::{DomainSet, Mode, Steering};
+    use agent::core::steer::{DomainSet, Steering};
     let mut out = Steering {
-        mode: match s.steering.mode {
-            SteeringMode::CloudApps => Mode::CloudApps,
-            SteeringMode::Web => Mode::Web,
-            SteeringMode::All => Mode::All,
-        },
+        mode: agent_mode(s.steering.mode),
         ports: s.steering.ports.clone(),
         managed: DomainSet::new(s.steering.managed.iter().map(String::as_str)),
         pinned_apps: pinned_apps(s),
@@ -749,4 +754,13 @@ fn origin_addresses(s: &Scenario) -> BTreeMap<String, Ipv4Addr> {
         .iter()
         .map(|o| (o.host.to_ascii_lowercase(), o.ip))
         .collect()
+}
+
+fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
+    use agent::core::steer::Mode;
+    match mode {
+        SteeringMode::CloudApps => Mode::CloudApps,
+        SteeringMode::Web => Mode::Web,
+        SteeringMode::All => Mode::All,
+    }
 }

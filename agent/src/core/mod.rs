@@ -20,6 +20,7 @@ pub mod dns;
 mod gslb;
 mod io;
 mod log;
+pub mod onprem;
 pub mod steer;
 mod timer;
 
@@ -120,6 +121,8 @@ pub struct Agent {
     keepalive_seq: u64,
     dns_map: steer::DnsMap,
     pending_flows: std::collections::BTreeSet<u32>,
+    location: onprem::Location,
+    onprem: Option<onprem::Pending>,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,8 @@ impl Agent {
             keepalive_seq: 0,
             dns_map: steer::DnsMap::default(),
             pending_flows: std::collections::BTreeSet::new(),
+            location: onprem::Location::Unknown,
+            onprem: None,
         }
     }
 
@@ -230,6 +235,7 @@ impl Agent {
         }
         self.failures = 0;
         self.proto = self.preferred_proto();
+        self.start_onprem_check(now);
         self.begin_attempt(Role::Primary, now);
     }
 
@@ -260,6 +266,8 @@ impl Agent {
         self.set_status(TunnelStatus::Disconnected);
         self.failures = 0;
         self.proto = self.preferred_proto();
+        self.location = onprem::Location::Unknown;
+        self.start_onprem_check(now);
         self.begin_attempt(Role::Primary, now);
     }
 
@@ -347,6 +355,9 @@ impl Agent {
 
     /// A local resolver query finished.
     pub fn handle_ldns(&mut self, op: OpId, outcome: LdnsOutcome, now: Instant) {
+        if self.onprem_answer(op, &outcome) {
+            return;
+        }
         let Phase::Resolving(r) = &self.phase else {
             return;
         };
@@ -496,7 +507,10 @@ impl Agent {
             Phase::Connected { op, .. } => Some(op),
             _ => None,
         };
-        let decision = self.config.steering.decide(&info, tunnel.is_some());
+        let decision = self
+            .config
+            .steering
+            .decide_in(self.mode_now(), &info, tunnel.is_some());
         let (host, ip, port) = (decision.host.clone(), dst.ip(), dst.port());
         use steer::{Reason, Verdict};
         let line = match (&decision.verdict, &decision.reason) {
@@ -606,6 +620,7 @@ impl Agent {
                 }
             }
             Timer::GslbTimeout => self.gslb_timed_out(now),
+            Timer::OnPremCheck => self.onprem_timed_out(),
             Timer::ProbeDeadline => self.probes_done(now),
             Timer::LdnsTry => {
                 if let Phase::Resolving(r) = &self.phase {

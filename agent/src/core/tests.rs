@@ -27,6 +27,7 @@ fn config() -> Config {
         tunnel: TunnelProto::Tls,
         dtls_available: false,
         steering: Default::default(),
+        on_prem: None,
         seed: 1,
     }
 }

@@ -48,6 +48,8 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 pub enum Timer {
     /// When to give up on the DNS-over-HTTPS exchange and fall back to LDNS.
     DohTimeout,
+    /// When to decide the client is remote for want of an on-prem DNS answer.
+    OnPremCheck,
     /// When to give up on the GSLB API and fall back to EDNS.
     GslbTimeout,
     /// When to stop waiting for RTT probes and pick from what answered.
@@ -69,6 +71,7 @@ impl Timer {
     pub fn reason(self) -> &'static str {
         match self {
             Timer::DohTimeout => "EDNS download timeout",
+            Timer::OnPremCheck => "on-prem DNS check timeout",
             Timer::GslbTimeout => "GSLB API timeout",
             Timer::ProbeDeadline => "RTT probes over",
             Timer::LdnsTry => "LDNS answer timeout",

@@ -197,6 +197,12 @@ impl Steering {
 
     /// The verdict for `flow` with the tunnel up or down.
     pub fn decide(&self, flow: &FlowInfo, tunnel_up: bool) -> Decision {
+        self.decide_in(self.mode, flow, tunnel_up)
+    }
+
+    /// The verdict for `flow` as if the mode were `mode` (dynamic steering: the on-prem
+    /// mode replaces the configured one while the client is on-prem).
+    pub fn decide_in(&self, mode: Mode, flow: &FlowInfo, tunnel_up: bool) -> Decision {
         let ip = flow.dst.ip();
         let port = flow.dst.port();
         let managed_name = flow.names.iter().find(|n| self.managed.matches(n));
@@ -210,7 +216,7 @@ impl Steering {
             host: host.clone(),
         };
         let port_steered = self.ports.contains(&port);
-        match self.mode {
+        match mode {
             Mode::CloudApps if managed_name.is_none() => {
                 return decision(Verdict::Direct, Reason::NotManaged);
             }
