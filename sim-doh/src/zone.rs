@@ -10,14 +10,17 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, CNAME};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use ipnet::Ipv4Net;
 
 /// The UDP payload size this server advertises in its EDNS answers (the DNS flag day 2020
 /// value).
 const MAX_PAYLOAD: u16 = 1232;
+
+/// How many aliases an answer follows before it stops (a loop guard).
+const MAX_CNAME_CHAIN: usize = 8;
 
 /// Names to A answers, and client networks to locations.
 ///
@@ -34,6 +37,8 @@ pub struct Zone {
 #[derive(Clone, Debug)]
 enum Entry {
     Static(Vec<Ipv4Addr>),
+    /// An alias (CNAME) of another name.
+    Alias(String),
     Located {
         by_location: BTreeMap<String, Ipv4Addr>,
         fallback: Ipv4Addr,
@@ -51,7 +56,7 @@ impl Zone {
     }
 
     /// Adds a static A record. Several inserts for one name give several A records, in
-    /// insertion order. Inserting a name that was located replaces the located answer.
+    /// insertion order. Inserting a name that was located or an alias replaces that answer.
     pub fn insert(&mut self, name: &str, ip: Ipv4Addr) {
         let entry = self
             .names
@@ -59,7 +64,7 @@ impl Zone {
             .or_insert_with(|| Entry::Static(Vec::new()));
         match entry {
             Entry::Static(ips) => ips.push(ip),
-            Entry::Located { .. } => *entry = Entry::Static(vec![ip]),
+            Entry::Located { .. } | Entry::Alias(_) => *entry = Entry::Static(vec![ip]),
         }
     }
 
@@ -91,6 +96,12 @@ impl Zone {
         if let Ok(mut locations) = self.locations.write() {
             locations.insert(net.trunc(), location.to_owned());
         }
+    }
+
+    /// Makes `name` an alias (CNAME) of `target`, replacing what `name` had.
+    pub fn insert_alias(&mut self, name: &str, target: &str) {
+        self.names
+            .insert(normalize(name), Entry::Alias(normalize(target)));
     }
 
     /// The location of an address, from the longest matching network given to
@@ -129,12 +140,31 @@ impl Zone {
             let question = &query.queries[0];
             if question.query_class() != DNSClass::IN {
                 ResponseCode::Refused
-            } else if let Some(entry) = self.names.get(&normalize(&question.name().to_ascii())) {
-                if question.query_type() == RecordType::A {
+            } else if self
+                .names
+                .contains_key(&normalize(&question.name().to_ascii()))
+            {
+                // Follow aliases (a bounded chain), answering each CNAME, then the A records.
+                let mut owner = question.name().clone();
+                let mut entry = self.names.get(&normalize(&owner.to_ascii()));
+                for _ in 0..MAX_CNAME_CHAIN {
+                    let Some(Entry::Alias(target)) = entry else {
+                        break;
+                    };
+                    let Ok(target_name) = Name::from_ascii(format!("{target}.")) else {
+                        break;
+                    };
+                    let rdata = RData::CNAME(CNAME(target_name.clone()));
+                    response.add_answer(Record::from_rdata(owner.clone(), self.ttl_s, rdata));
+                    owner = target_name;
+                    entry = self.names.get(&normalize(target));
+                }
+                if question.query_type() == RecordType::A
+                    && let Some(entry) = entry
+                {
                     for ip in entry.ips(location) {
                         let rdata = RData::A(A(ip));
-                        let record = Record::from_rdata(question.name().clone(), self.ttl_s, rdata);
-                        response.add_answer(record);
+                        response.add_answer(Record::from_rdata(owner.clone(), self.ttl_s, rdata));
                     }
                 }
                 ResponseCode::NoError
@@ -151,6 +181,7 @@ impl Entry {
     fn ips(&self, location: Option<&str>) -> Vec<Ipv4Addr> {
         match self {
             Self::Static(ips) => ips.clone(),
+            Self::Alias(_) => Vec::new(),
             Self::Located {
                 by_location,
                 fallback,

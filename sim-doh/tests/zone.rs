@@ -63,3 +63,28 @@ fn malformed_questions() {
     let answer = zone.answer(&update, None);
     assert_eq!(answer.metadata.response_code, ResponseCode::NotImp);
 }
+
+#[test]
+fn aliases_answer_the_cname_chain_then_the_address() {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut zone = sim_doh::Zone::new(60);
+    zone.insert("tenant.box.com", Ipv4Addr::new(107, 152, 27, 197));
+    zone.insert_alias("files.partner.com", "tenant.box.com");
+    zone.insert_alias("loop.a", "loop.b");
+    zone.insert_alias("loop.b", "loop.a");
+    let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("files.partner.com.").unwrap(),
+        RecordType::A,
+    ));
+    let r = zone.answer(&q, None);
+    assert!(matches!(r.answers[0].data, RData::CNAME(_)));
+    assert!(matches!(r.answers[1].data, RData::A(a) if a.0 == Ipv4Addr::new(107, 152, 27, 197)));
+    let mut q = Message::new(8, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("loop.a.").unwrap(),
+        RecordType::A,
+    ));
+    assert!(zone.answer(&q, None).answers.len() <= 8, "a loop stops");
+}

@@ -300,7 +300,13 @@ impl Source<'_> {
             let category = self.opt(&origin.category, |s| {
                 text_value(s, "category", "e.g. \"file-sharing\"")
             })?;
-            origins.push(Origin { host, ip, category });
+            let aliases = self.list(origin.aliases, host_name)?;
+            origins.push(Origin {
+                host,
+                ip,
+                category,
+                aliases,
+            });
         }
         Ok(origins)
     }

@@ -231,6 +231,8 @@ pub struct Origin {
     pub ip: Ipv4Addr,
     /// Extension: the web category the gateway's policy sees for this host.
     pub category: Option<String>,
+    /// Extension: names that are aliases (CNAMEs) of `host`.
+    pub aliases: Vec<String>,
 }
 
 /// Extension `[policy]`: the gateway's real-time policy.

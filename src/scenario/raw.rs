@@ -139,6 +139,7 @@ pub(super) struct RawOrigin {
     pub host: S,
     pub ip: S,
     pub category: S,
+    pub aliases: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -41,7 +41,7 @@ steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.
 pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted },
 Pop { name: "fra1", location: "eu-west", ip: 8.36.117.35, latency: 90ms, cert: Trusted }],
 backup: Backup { ip: Some(8.36.118.35), location: Some("eu-west"), latency: 90ms, cert: Trusted },
-origins: [Origin { host: "www.box.com", ip: 107.152.27.197, category: None }],
+origins: [Origin { host: "www.box.com", ip: 107.152.27.197, category: None, aliases: [] }],
 network: Network { host_firewall: [Rule { action: Allow, proto: Tcp, port: Some(443), target: Some(Wildcard("goskope.com")), text: "allow tcp/443 to *.goskope.com" },
 Rule { action: Block, proto: Any, port: None, target: None, text: "block any" }],
 perimeter_firewall: [Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" },

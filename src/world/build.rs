@@ -222,6 +222,9 @@ impl Plan {
         }
         for origin in &s.origins {
             zone.insert(&origin.host, origin.ip);
+            for alias in &origin.aliases {
+                zone.insert_alias(alias, &origin.host);
+            }
         }
         zone.insert(&s.dns.doh, doh);
         zone.insert(GSLB_NAME, gslb);
@@ -376,12 +379,7 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     sim.host(IpAddr::V4(s.dns.ldns), move || serve::ldns(ldns.clone()));
 
     // Gateways.
-    let origin_names: BTreeMap<String, Ipv4Addr> = s
-        .origins
-        .iter()
-        .map(|o| (o.host.to_ascii_lowercase(), o.ip))
-        .collect();
-    let dialer = WorldDialer::new(origin_names);
+    let dialer = WorldDialer::new(origin_addresses(s));
     let domain = domain(s.tenant.region);
     let categories = s
         .origins
@@ -752,7 +750,11 @@ fn agent_tls_roots(pki: &Pki, clock: WorldClock) -> Result<Arc<rustls::ClientCon
 fn origin_addresses(s: &Scenario) -> BTreeMap<String, Ipv4Addr> {
     s.origins
         .iter()
-        .map(|o| (o.host.to_ascii_lowercase(), o.ip))
+        .flat_map(|o| {
+            std::iter::once(&o.host)
+                .chain(&o.aliases)
+                .map(|n| (n.to_ascii_lowercase(), o.ip))
+        })
         .collect()
 }
 
