@@ -8,12 +8,14 @@
 //! result with the matching `handle_*` (or [`Agent::handle_timeout`] when the deadline
 //! passes). Every `handle_*` takes the current time; the core never reads a clock.
 //!
-//! # What it models (clients before 96.1)
+//! # What it models
 //!
-//! Resolve the gateway name by DNS over HTTPS with ECS (EDNS), fall back to the local
-//! resolver (LDNS); open a pinned tunnel to the answer; on failure do the same for the
-//! backup gateway; when everything failed or an established tunnel dies, wait a capped
-//! exponential backoff with jitter and start over from the primary.
+//! Resolve the gateway: GSLB with RTT probes for clients 96.1+ (`gslb`), DNS over HTTPS
+//! with ECS (EDNS), then the local resolver (LDNS) (`resolve`); open a pinned tunnel,
+//! DTLS first with a sticky fallback to TLS, then the next-best PoP, then the backup;
+//! when everything failed or an established tunnel dies, wait a capped exponential
+//! backoff with jitter and start over from the primary (`tunnel`). Decide every app
+//! flow (`flows`, `steer`), with on-prem detection switching the mode (`onprem`).
 
 mod config;
 pub mod dns;
