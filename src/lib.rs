@@ -13,6 +13,7 @@ pub mod cli;
 pub mod expect;
 pub mod logs;
 pub mod origin;
+pub mod pcap;
 pub mod report;
 pub mod scenario;
 pub mod world;

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input.
 
+mod replay;
 mod run;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Commands {
     /// Run scenarios (files or folders; default: every scenario under ./scenarios).
     Run(run::RunArgs),
+    /// Replay a capture (pcap or pcapng) through the agent's steering logic.
+    Replay(replay::ReplayArgs),
 }
 
 /// Parses the command line and runs it.
@@ -38,5 +41,6 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Commands::Run(args) => run::run(&args),
+        Commands::Replay(args) => replay::replay(&args),
     }
 }

@@ -701,7 +701,7 @@ fn pinned_apps(s: &Scenario) -> BTreeMap<String, agent::core::steer::PinnedActio
 }
 
 /// The agent's steering configuration from the scenario's `[steering]` table.
-fn steering(s: &Scenario) -> agent::core::steer::Steering {
+pub fn steering(s: &Scenario) -> agent::core::steer::Steering {
     use agent::core::steer::{DomainSet, Steering};
     let mut out = Steering {
         mode: agent_mode(s.steering.mode),

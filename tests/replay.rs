@@ -1,0 +1,216 @@
+//! `steerlab replay`: captures generated here (pcap with Ethernet, pcapng with raw IP and
+//! nanosecond timestamps) replayed under a scenario's steering configuration.
+
+use std::borrow::Cow;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+
+const CLIENT: [u8; 4] = [10, 173, 13, 40];
+
+fn dns_answer(name: &str, ip: Ipv4Addr) -> Vec<u8> {
+    let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+    let owner = Name::from_ascii(format!("{name}.")).unwrap();
+    m.add_query(Query::query(owner.clone(), RecordType::A));
+    m.add_answer(Record::from_rdata(owner, 300, RData::A(A(ip))));
+    m.to_vec().unwrap()
+}
+
+/// (time, IP packet) pairs: a DNS answer, DTLS to a gateway, two SYNs.
+fn ip_packets() -> Vec<(Duration, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut push =
+        |ms: u64, builder: etherparse::PacketBuilderStep<etherparse::UdpHeader>, payload: &[u8]| {
+            let mut v = Vec::new();
+            builder.write(&mut v, payload).unwrap();
+            out.push((Duration::from_millis(1_571_053_240_000 + ms), v));
+        };
+    let answer = dns_answer("www.box.com", Ipv4Addr::new(107, 152, 27, 197));
+    push(
+        0,
+        PacketBuilder::ipv4([10, 0, 0, 53], CLIENT, 64).udp(53, 53_000),
+        &answer,
+    );
+    push(
+        100,
+        PacketBuilder::ipv4(CLIENT, [8, 36, 116, 35], 64).udp(50_999, 443),
+        b"dtls",
+    );
+    let tcp = |ms: u64, dst: [u8; 4], sport: u16| {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(CLIENT, dst, 64)
+            .tcp(sport, 443, 1, 64_000)
+            .syn()
+            .write(&mut v, &[])
+            .unwrap();
+        (Duration::from_millis(1_571_053_240_000 + ms), v)
+    };
+    let syn1 = tcp(200, [107, 152, 27, 197], 50_000);
+    let syn2 = tcp(300, [93, 184, 216, 34], 50_001);
+    out.push(syn1);
+    out.push(syn2);
+    out
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("steerlab-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn write_pcap(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = PcapWriter::new(file).unwrap();
+    for (t, ip) in ip_packets() {
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        w.write_packet(&PcapPacket::new(t, frame.len() as u32, &frame))
+            .unwrap();
+    }
+}
+
+fn write_pcapng(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = PcapNgWriter::new(file).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::RAW,
+        snaplen: 0,
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+    })
+    .unwrap();
+    for (t, ip) in ip_packets() {
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: t,
+            original_len: ip.len() as u32,
+            data: Cow::Owned(ip),
+            options: vec![],
+        })
+        .unwrap();
+    }
+}
+
+fn replay(capture: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .arg("replay")
+        .arg(capture)
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SCENARIO: &str = "scenarios/steering/cloud-apps-managed-tunneled.toml";
+
+#[test]
+fn pcap_and_pcapng_give_the_same_verdicts() {
+    for (file, write) in [
+        ("c.pcap", write_pcap as fn(&Path)),
+        ("c.pcapng", write_pcapng),
+    ] {
+        let path = temp(file);
+        write(&path);
+        let (code, stdout, stderr) = replay(&path, &["--scenario", SCENARIO, "--json"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["client"], "10.173.13.40");
+        let flows = v["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 2, "{stdout}");
+        assert_eq!(flows[0]["host"], "www.box.com");
+        assert_eq!(flows[0]["verdict"], "tunneled");
+        assert_eq!(
+            flows[0]["time_ms"], 200,
+            "timestamps honour the capture's resolution"
+        );
+        assert_eq!(flows[1]["verdict"], "direct");
+        assert_eq!(flows[1]["reason"], "not a managed domain");
+        let control = v["control"].to_string();
+        assert!(
+            control.contains("tunnel DTLS to gateway 8.36.116.35:443"),
+            "{control}"
+        );
+    }
+}
+
+#[test]
+fn emitted_scenario_runs_and_agrees() {
+    let path = temp("e.pcap");
+    write_pcap(&path);
+    let out = temp("emitted.toml");
+    let (code, _, stderr) = replay(
+        &path,
+        &[
+            "--scenario",
+            SCENARIO,
+            "--emit-scenario",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let run = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["run", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn not_a_capture_is_bad_input() {
+    let path = temp("notes.txt");
+    std::fs::write(&path, "hello, this is not a capture").unwrap();
+    let (code, _, stderr) = replay(&path, &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("not a pcap or pcapng capture"), "{stderr}");
+    let truncated = temp("t.pcap");
+    write_pcap(&truncated);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
+    let (code, _, stderr) = replay(&truncated, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("broken capture"), "{stderr}");
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A valid capture with random bytes appended or spliced in is read or rejected,
+        /// never a panic.
+        #[test]
+        fn damaged_captures(cut in 0usize..400, junk in proptest::collection::vec(any::<u8>(), 0..200), ng in any::<bool>()) {
+            let path = temp(&format!("p-{cut}-{}-{ng}.cap", junk.len()));
+            if ng { write_pcapng(&path) } else { write_pcap(&path) }
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = cut.min(bytes.len());
+            bytes.splice(at..at, junk);
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = steerlab::pcap::read_capture(&path);
+        }
+    }
+}
