@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::expect::{self, Miss};
+use crate::pcap::export::Recorder;
 use crate::report::RunReport;
 use crate::scenario::{self, Scenario};
 use crate::world;
@@ -21,6 +22,10 @@ pub struct RunArgs {
     /// Write the agent's log here (a folder, one `<name>.log` per scenario, when several run).
     #[arg(long, value_name = "OUT")]
     log: Option<PathBuf>,
+    /// Write the endpoint's traffic as a pcap capture here (a folder, one `<name>.pcap`
+    /// per scenario, when several run).
+    #[arg(long, value_name = "OUT")]
+    pcap: Option<PathBuf>,
     /// Use this seed instead of the scenario's.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -83,7 +88,11 @@ fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
             return Result::BadInput;
         }
     };
-    let report = match world::run(&scenario, args.seed) {
+    let recorder = args
+        .pcap
+        .as_ref()
+        .map(|_| Recorder::new(scenario.client.ip));
+    let report = match world::run_with(&scenario, args.seed, recorder.clone()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
@@ -95,10 +104,18 @@ fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
     // A negative scenario passes when a checker fires.
     let passed = misses.is_empty() != negative;
     if let Some(out) = &args.log
-        && let Err(e) = write_log(out, &report, several)
+        && let Err(e) = write_out(out, &report, several, "log", log_text(&report).as_bytes())
     {
         eprintln!("error: cannot write the log to {}: {e}", out.display());
         return Result::BadInput;
+    }
+    if let (Some(out), Some(recorder)) = (&args.pcap, &recorder) {
+        let epoch =
+            std::time::Duration::from_millis(u64::try_from(scenario.clock_unix_ms).unwrap_or(0));
+        if let Err(e) = write_out(out, &report, several, "pcap", &recorder.to_pcap(epoch)) {
+            eprintln!("error: cannot write the capture to {}: {e}", out.display());
+            return Result::BadInput;
+        }
     }
     if args.json {
         println!("{}", report.json(passed));
@@ -155,8 +172,19 @@ fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, p
     }
 }
 
-fn write_log(out: &Path, report: &RunReport, several: bool) -> std::io::Result<()> {
-    let text: String = report.log.iter().map(|l| format!("{l}\n")).collect();
+fn log_text(report: &RunReport) -> String {
+    report.log.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Writes `bytes` to `out`, or to `out/<scenario stem>.<ext>` when several scenarios run
+/// or `out` is a folder.
+fn write_out(
+    out: &Path,
+    report: &RunReport,
+    several: bool,
+    ext: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     if several || out.is_dir() {
         std::fs::create_dir_all(out)?;
         let stem = report
@@ -164,9 +192,9 @@ fn write_log(out: &Path, report: &RunReport, several: bool) -> std::io::Result<(
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        std::fs::write(out.join(format!("{stem}.log")), text)
+        std::fs::write(out.join(format!("{stem}.{ext}")), bytes)
     } else {
-        std::fs::write(out, text)
+        std::fs::write(out, bytes)
     }
 }
 

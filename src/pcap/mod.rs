@@ -5,6 +5,7 @@
 //! - [`replay`]: DNS answers into the domain map, SYNs into verdicts, and what the
 //!   capture shows of the agent's own control traffic.
 
+pub mod export;
 pub mod read;
 pub mod replay;
 

@@ -23,6 +23,7 @@ use super::serve::{self, WorldClock, WorldDialer};
 use super::timeline::Timeline;
 use super::{DEFAULT_LINK_LATENCY, TICK};
 use crate::logs::{Capture, CaptureLayer};
+use crate::pcap::export::Recorder;
 use crate::report::{FlowRecord, Outcome, RunReport};
 use crate::scenario::{
     AppDns, CertKind, EventAction, PinnedAction, Region, ResolvedBy, RuleAction, Scenario,
@@ -63,6 +64,16 @@ pub const GSLB_NAME: &str = "gateway.gslb.goskope.com";
 
 /// Runs `scenario` with `seed` (the scenario's own unless overridden) and reports.
 pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldError> {
+    run_with(scenario, seed, None)
+}
+
+/// Like [`run`], recording the endpoint's traffic into `capture` when given (see
+/// [`crate::pcap::export`]).
+pub fn run_with(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    capture_into: Option<Recorder>,
+) -> Result<RunReport, WorldError> {
     check_supported(scenario)?;
     let seed = seed.unwrap_or(scenario.seed);
     #[allow(
@@ -79,8 +90,9 @@ pub fn run(scenario: &Scenario, seed: Option<u64>) -> Result<RunReport, WorldErr
         .with(CaptureLayer::new(capture.clone(), move || {
             clock.now_unix_ms()
         }));
-    let (outcome, timeline, flows) =
-        tracing::subscriber::with_default(subscriber, || drive(scenario, &plan, seed, clock))?;
+    let (outcome, timeline, flows) = tracing::subscriber::with_default(subscriber, || {
+        drive(scenario, &plan, seed, clock, capture_into)
+    })?;
     Ok(RunReport {
         name: scenario.name.clone(),
         path: scenario.path.clone(),
@@ -333,7 +345,13 @@ fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
 /// Builds the simulation, runs it to the scenario's end, and reads the outcome.
 type Drive = (Outcome, Vec<String>, Vec<FlowRecord>);
 
-fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Drive, WorldError> {
+fn drive(
+    s: &Scenario,
+    plan: &Plan,
+    seed: u64,
+    clock: WorldClock,
+    recorder: Option<Recorder>,
+) -> Result<Drive, WorldError> {
     let epoch =
         std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
     let mut sim = turmoil::Builder::new()
@@ -463,6 +481,9 @@ fn drive(s: &Scenario, plan: &Plan, seed: u64, clock: WorldClock) -> Result<Driv
     let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
     let mut net = SimNet::new(path.clone(), registry.clone());
+    if let Some(recorder) = recorder {
+        net = net.with_recorder(recorder);
+    }
     if let Some(ip) = plan.inspector {
         net = net.with_inspector(ip);
         let names: Vec<String> = plan

@@ -25,7 +25,7 @@ pub mod udp;
 
 use std::time::Duration;
 
-pub use build::{WorldError, run, steering as agent_steering};
+pub use build::{WorldError, run, run_with, steering as agent_steering};
 
 /// How far simulated time moves per step. Messages are delivered on ticks, so latencies
 /// are multiples of this.

@@ -1,15 +1,21 @@
-//! The endpoint's sockets in the simulation: turmoil's, behind the world's [`Path`].
-//! This is the agent's [`Net`] implementation inside turmoil; the agent cannot tell it
-//! from real sockets.
+//! The endpoint's sockets in the simulation: turmoil's, behind the world's [`Path`], and
+//! recorded for the capture when one is asked for. This is the agent's [`Net`]
+//! implementation inside turmoil; the agent cannot tell it from real sockets.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use agent::shell::{Datagram, Net};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::path::{Path, Transport, Verdict};
 use super::registry::Registry;
+use crate::pcap::export::Recorder;
 
 /// The endpoint's network.
 #[derive(Clone)]
@@ -17,6 +23,9 @@ pub struct SimNet {
     path: Arc<Mutex<Path>>,
     registry: Arc<Registry>,
     inspector: Option<std::net::Ipv4Addr>,
+    recorder: Option<Recorder>,
+    /// Source ports for connect attempts that never got a socket (dropped or refused).
+    attempt_ports: Arc<AtomicU16>,
 }
 
 impl SimNet {
@@ -26,12 +35,20 @@ impl SimNet {
             path,
             registry,
             inspector: None,
+            recorder: None,
+            attempt_ports: Arc::new(AtomicU16::new(40_000)),
         }
     }
 
     /// Sends intercepted TLS to the inspection proxy at `proxy`.
     pub fn with_inspector(mut self, proxy: std::net::Ipv4Addr) -> SimNet {
         self.inspector = Some(proxy);
+        self
+    }
+
+    /// Records every connect, segment and datagram into `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> SimNet {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -48,35 +65,73 @@ impl SimNet {
             .map_err(|_| io::Error::other("network path lock poisoned"))?;
         Ok(path.check(&self.registry, transport, *v4.ip(), v4.port()))
     }
-}
 
-impl SimNet {
     fn udp_lost(&self, len: usize) -> bool {
         self.path
             .lock()
             .map(|mut p| p.udp_lost(len).is_some())
             .unwrap_or(false)
     }
+
+    fn attempt(&self, addr: SocketAddr, reset: bool) {
+        if let Some(rec) = &self.recorder {
+            let port = self.attempt_ports.fetch_add(1, Ordering::Relaxed);
+            let local = SocketAddr::from((self.registry_client(), port));
+            rec.attempt(now(), local, addr, reset);
+        }
+    }
+
+    fn registry_client(&self) -> std::net::Ipv4Addr {
+        self.registry
+            .iter()
+            .find(|(_, h)| h.role == super::registry::Role::Endpoint)
+            .map(|(ip, _)| *ip)
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+
+    fn established(&self, stream: turmoil::net::TcpStream, peer: SocketAddr) -> SimTcp {
+        let record = self.recorder.clone().and_then(|rec| {
+            let local = stream.local_addr().ok()?;
+            rec.connected(now(), local, peer);
+            Some((rec, local, peer))
+        });
+        SimTcp { stream, record }
+    }
 }
 
 impl Net for SimNet {
-    type Tcp = turmoil::net::TcpStream;
+    type Tcp = SimTcp;
     type Udp = SimUdp;
 
     async fn connect_tcp(&self, addr: SocketAddr) -> io::Result<Self::Tcp> {
         match self.verdict(Transport::Tcp, addr)? {
-            Verdict::Pass => turmoil::net::TcpStream::connect(addr).await,
+            Verdict::Pass => match turmoil::net::TcpStream::connect(addr).await {
+                Ok(stream) => Ok(self.established(stream, addr)),
+                Err(e) => {
+                    // Nothing listens there: the peer answers the SYN with a reset.
+                    self.attempt(addr, true);
+                    Err(e)
+                }
+            },
             // A silent drop: the SYN goes nowhere and the connect hangs until the
             // caller gives up.
-            Verdict::Drop { .. } => std::future::pending().await,
-            Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),
-            // The inspection proxy terminates the TLS and re-originates it.
-            Verdict::Inspect { .. } => match self.inspector {
-                Some(proxy) => {
-                    turmoil::net::TcpStream::connect(SocketAddr::from((proxy, 443))).await
-                }
-                None => turmoil::net::TcpStream::connect(addr).await,
-            },
+            Verdict::Drop { .. } => {
+                self.attempt(addr, false);
+                std::future::pending().await
+            }
+            Verdict::Refuse { .. } => {
+                self.attempt(addr, true);
+                Err(io::ErrorKind::ConnectionRefused.into())
+            }
+            // The inspection proxy terminates the TLS and re-originates it; on the
+            // laptop the connection still looks like one to `addr`.
+            Verdict::Inspect { .. } => {
+                let to = self
+                    .inspector
+                    .map_or(addr, |proxy| SocketAddr::from((proxy, 443)));
+                let stream = turmoil::net::TcpStream::connect(to).await?;
+                Ok(self.established(stream, addr))
+            }
         }
     }
 
@@ -90,6 +145,65 @@ impl Net for SimNet {
     }
 }
 
+/// The simulated wall time since the start of the run.
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// A TCP stream of the endpoint, recorded when a capture is on.
+pub struct SimTcp {
+    stream: turmoil::net::TcpStream,
+    record: Option<(Recorder, SocketAddr, SocketAddr)>,
+}
+
+impl AsyncRead for SimTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some((rec, local, peer))) = (&poll, &self.record) {
+            let got = &buf.filled()[before..];
+            if !got.is_empty() {
+                rec.data(now(), *local, *peer, false, got);
+            }
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for SimTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, data);
+        if let (Poll::Ready(Ok(n)), Some((rec, local, peer))) = (&poll, &self.record) {
+            rec.data(now(), *local, *peer, true, &data[..*n]);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl Drop for SimTcp {
+    fn drop(&mut self) {
+        if let Some((rec, local, peer)) = &self.record {
+            rec.closed(now(), *local, *peer);
+        }
+    }
+}
+
 /// A UDP socket on the endpoint, behind the path.
 pub struct SimUdp {
     socket: turmoil::net::UdpSocket,
@@ -98,7 +212,12 @@ pub struct SimUdp {
 
 impl Datagram for SimUdp {
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        match self.net.verdict(Transport::Udp, addr)? {
+        let verdict = self.net.verdict(Transport::Udp, addr)?;
+        if let (Some(rec), Ok(local)) = (&self.net.recorder, self.socket.local_addr()) {
+            let local = SocketAddr::from((self.net.registry_client(), local.port()));
+            rec.datagram(now(), local, addr, buf);
+        }
+        match verdict {
             Verdict::Pass | Verdict::Inspect { .. } if self.net.udp_lost(buf.len()) => {
                 Ok(buf.len())
             }
@@ -109,6 +228,11 @@ impl Datagram for SimUdp {
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
+        let (n, from) = self.socket.recv_from(buf).await?;
+        if let (Some(rec), Ok(local)) = (&self.net.recorder, self.socket.local_addr()) {
+            let local = SocketAddr::from((self.net.registry_client(), local.port()));
+            rec.datagram(now(), from, local, &buf[..n]);
+        }
+        Ok((n, from))
     }
 }

@@ -1,0 +1,322 @@
+//! Exporting a simulated run as a capture: what a capture on the customer's laptop would
+//! show. The endpoint's network layer records every connect, segment and datagram here;
+//! [`Recorder::to_pcap`] renders them as Ethernet/IPv4 frames with correct checksums and
+//! simulated timestamps.
+//!
+//! TCP is synthesized from what the sockets saw: a handshake at connect (a lone SYN for a
+//! dropped connect, SYN then RST for a refused one), one or more segments per write and
+//! per read (at most [`MSS`] bytes each), a FIN when the stream is dropped. Sequence
+//! numbers start at a fixed value per connection, so headers and timing are the same for
+//! the same seed; TLS payload bytes are not (rustls draws its own randomness).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
+/// The largest TCP payload per synthesized segment.
+pub const MSS: usize = 1460;
+
+const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+const GATEWAY_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x00, 0xfe];
+
+/// TCP flags of a synthesized segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flags {
+    Syn,
+    SynAck,
+    Ack,
+    Psh,
+    Fin,
+    Rst,
+}
+
+#[derive(Debug, Clone)]
+enum Frame {
+    Tcp {
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        seq: u32,
+        ack: u32,
+        flags: Flags,
+        payload: Vec<u8>,
+    },
+    Udp {
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Vec<u8>,
+    },
+}
+
+/// Sequence numbers of one connection, by (client, server).
+#[derive(Debug, Clone, Copy)]
+struct Seqs {
+    client: u32,
+    server: u32,
+}
+
+/// Collects frames; shared by every socket of the endpoint.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Mutex<Inner>>);
+
+#[derive(Debug)]
+struct Inner {
+    client: std::net::Ipv4Addr,
+    frames: Vec<(Duration, Frame)>,
+    conns: BTreeMap<(SocketAddrV4, SocketAddrV4), Seqs>,
+}
+
+const CLIENT_ISN: u32 = 1_000;
+const SERVER_ISN: u32 = 5_000;
+
+impl Recorder {
+    /// A recorder for the endpoint at `client`.
+    pub fn new(client: std::net::Ipv4Addr) -> Recorder {
+        Recorder(Arc::new(Mutex::new(Inner {
+            client,
+            frames: Vec::new(),
+            conns: BTreeMap::new(),
+        })))
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        if let Ok(mut inner) = self.0.lock() {
+            f(&mut inner);
+        }
+    }
+
+    /// A connect that completed: the three-way handshake.
+    pub fn connected(&self, at: Duration, client: SocketAddr, server: SocketAddr) {
+        let (Some(c), Some(s)) = (v4(client), v4(server)) else {
+            return;
+        };
+        self.with(|i| {
+            let seqs = Seqs {
+                client: CLIENT_ISN + 1,
+                server: SERVER_ISN + 1,
+            };
+            i.conns.insert((c, s), seqs);
+            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new());
+            i.tcp(
+                at,
+                s,
+                c,
+                SERVER_ISN,
+                CLIENT_ISN + 1,
+                Flags::SynAck,
+                Vec::new(),
+            );
+            i.tcp(
+                at,
+                c,
+                s,
+                CLIENT_ISN + 1,
+                SERVER_ISN + 1,
+                Flags::Ack,
+                Vec::new(),
+            );
+        });
+    }
+
+    /// A connect that got no answer (its SYN was dropped) or a reset.
+    pub fn attempt(&self, at: Duration, client: SocketAddr, server: SocketAddr, reset: bool) {
+        let (Some(c), Some(s)) = (v4(client), v4(server)) else {
+            return;
+        };
+        self.with(|i| {
+            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new());
+            if reset {
+                i.tcp(at, s, c, 0, CLIENT_ISN + 1, Flags::Rst, Vec::new());
+            }
+        });
+    }
+
+    /// Bytes on an established connection, `outbound` from the client.
+    pub fn data(
+        &self,
+        at: Duration,
+        client: SocketAddr,
+        server: SocketAddr,
+        outbound: bool,
+        bytes: &[u8],
+    ) {
+        let (Some(c), Some(s)) = (v4(client), v4(server)) else {
+            return;
+        };
+        self.with(|i| {
+            let Some(mut seqs) = i.conns.get(&(c, s)).copied() else {
+                return;
+            };
+            for chunk in bytes.chunks(MSS) {
+                let n = chunk.len() as u32;
+                if outbound {
+                    i.tcp(
+                        at,
+                        c,
+                        s,
+                        seqs.client,
+                        seqs.server,
+                        Flags::Psh,
+                        chunk.to_vec(),
+                    );
+                    seqs.client = seqs.client.wrapping_add(n);
+                } else {
+                    i.tcp(
+                        at,
+                        s,
+                        c,
+                        seqs.server,
+                        seqs.client,
+                        Flags::Psh,
+                        chunk.to_vec(),
+                    );
+                    seqs.server = seqs.server.wrapping_add(n);
+                }
+            }
+            i.conns.insert((c, s), seqs);
+        });
+    }
+
+    /// The client closed the connection.
+    pub fn closed(&self, at: Duration, client: SocketAddr, server: SocketAddr) {
+        let (Some(c), Some(s)) = (v4(client), v4(server)) else {
+            return;
+        };
+        self.with(|i| {
+            if let Some(seqs) = i.conns.remove(&(c, s)) {
+                i.tcp(at, c, s, seqs.client, seqs.server, Flags::Fin, Vec::new());
+            }
+        });
+    }
+
+    /// A UDP datagram.
+    pub fn datagram(&self, at: Duration, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        let (Some(src), Some(dst)) = (v4(src), v4(dst)) else {
+            return;
+        };
+        self.with(|i| {
+            i.frames.push((
+                at,
+                Frame::Udp {
+                    src,
+                    dst,
+                    payload: payload.to_vec(),
+                },
+            ));
+        });
+    }
+
+    /// How many frames so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|i| i.frames.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capture as a pcap file (Ethernet, microseconds), timestamps `epoch` + offset.
+    pub fn to_pcap(&self, epoch: Duration) -> Vec<u8> {
+        let Ok((client, frames)) = self.0.lock().map(|i| (i.client, i.frames.clone())) else {
+            return Vec::new();
+        };
+        let header = PcapHeader {
+            snaplen: 65_535,
+            ..PcapHeader::default()
+        };
+        let Ok(mut writer) = PcapWriter::with_header(Vec::new(), header) else {
+            return Vec::new();
+        };
+        for (at, frame) in frames {
+            let bytes = build(&frame, client);
+            let packet = PcapPacket::new(epoch + at, bytes.len() as u32, &bytes);
+            if writer.write_packet(&packet).is_err() {
+                break;
+            }
+        }
+        writer.into_writer()
+    }
+}
+
+impl Inner {
+    #[allow(clippy::too_many_arguments, reason = "one segment's header fields")]
+    fn tcp(
+        &mut self,
+        at: Duration,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        seq: u32,
+        ack: u32,
+        flags: Flags,
+        payload: Vec<u8>,
+    ) {
+        self.frames.push((
+            at,
+            Frame::Tcp {
+                src,
+                dst,
+                seq,
+                ack,
+                flags,
+                payload,
+            },
+        ));
+    }
+}
+
+fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
+    match addr {
+        SocketAddr::V4(v4) => Some(v4),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// An Ethernet frame for `frame`; the endpoint's MAC on its side.
+fn build(frame: &Frame, client: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut out = Vec::new();
+    match frame {
+        Frame::Udp { src, dst, payload } => {
+            let (smac, dmac) = macs(*src.ip() == client);
+            let b = PacketBuilder::ethernet2(smac, dmac)
+                .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+                .udp(src.port(), dst.port());
+            let _ = b.write(&mut out, payload);
+        }
+        Frame::Tcp {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            payload,
+        } => {
+            let (smac, dmac) = macs(*src.ip() == client);
+            let b = PacketBuilder::ethernet2(smac, dmac)
+                .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+                .tcp(src.port(), dst.port(), *seq, 64_240);
+            let b = match flags {
+                Flags::Syn => b.syn(),
+                Flags::SynAck => b.syn().ack(*ack),
+                Flags::Ack => b.ack(*ack),
+                Flags::Psh => b.psh().ack(*ack),
+                Flags::Fin => b.fin().ack(*ack),
+                Flags::Rst => b.rst().ack(*ack),
+            };
+            let _ = b.write(&mut out, payload);
+        }
+    }
+    out
+}
+
+/// The endpoint's MAC as source when the endpoint sent the frame.
+fn macs(from_endpoint: bool) -> ([u8; 6], [u8; 6]) {
+    if from_endpoint {
+        (CLIENT_MAC, GATEWAY_MAC)
+    } else {
+        (GATEWAY_MAC, CLIENT_MAC)
+    }
+}
