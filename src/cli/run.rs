@@ -112,7 +112,13 @@ fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
     if let (Some(out), Some(recorder)) = (&args.pcap, &recorder) {
         let epoch =
             std::time::Duration::from_millis(u64::try_from(scenario.clock_unix_ms).unwrap_or(0));
-        if let Err(e) = write_out(out, &report, several, "pcap", &recorder.to_pcap(epoch)) {
+        let ng = out.extension().is_some_and(|e| e == "pcapng");
+        let (ext, bytes) = if ng {
+            ("pcapng", recorder.to_pcapng(epoch))
+        } else {
+            ("pcap", recorder.to_pcap(epoch))
+        };
+        if let Err(e) = write_out(out, &report, several, ext, &bytes) {
             eprintln!("error: cannot write the capture to {}: {e}", out.display());
             return Result::BadInput;
         }

@@ -219,6 +219,45 @@ impl Recorder {
         self.len() == 0
     }
 
+    /// The capture as a pcapng file (one Ethernet interface, nanosecond timestamps
+    /// declared with `if_tsresol`), timestamps `epoch` + offset.
+    pub fn to_pcapng(&self, epoch: Duration) -> Vec<u8> {
+        use pcap_file::pcapng::PcapNgWriter;
+        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::interface_description::{
+            InterfaceDescriptionBlock, InterfaceDescriptionOption,
+        };
+        let Ok((client, frames)) = self.0.lock().map(|i| (i.client, i.frames.clone())) else {
+            return Vec::new();
+        };
+        let Ok(mut writer) = PcapNgWriter::new(Vec::new()) else {
+            return Vec::new();
+        };
+        let interface = InterfaceDescriptionBlock {
+            linktype: pcap_file::DataLink::ETHERNET,
+            snaplen: 65_535,
+            // pcap-file writes nanoseconds: say so, or readers are off by 1000.
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        };
+        if writer.write_pcapng_block(interface).is_err() {
+            return Vec::new();
+        }
+        for (at, frame) in frames {
+            let bytes = build(&frame, client);
+            let block = EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: epoch + at,
+                original_len: bytes.len() as u32,
+                data: std::borrow::Cow::Owned(bytes),
+                options: vec![],
+            };
+            if writer.write_pcapng_block(block).is_err() {
+                break;
+            }
+        }
+        writer.into_inner()
+    }
+
     /// The capture as a pcap file (Ethernet, microseconds), timestamps `epoch` + offset.
     pub fn to_pcap(&self, epoch: Duration) -> Vec<u8> {
         let Ok((client, frames)) = self.0.lock().map(|i| (i.client, i.frames.clone())) else {

@@ -110,30 +110,29 @@ pub fn read_capture(path: &Path) -> Result<(Vec<Packet>, Skipped), CaptureError>
         [0x0a, 0x0d, 0x0d, 0x0a] => {
             let mut reader =
                 PcapNgReader::new(BufReader::new(file)).map_err(|e| broken(0, e.to_string()))?;
-            // Per interface: link type and seconds per timestamp unit.
-            let mut interfaces: Vec<(DataLink, f64)> = Vec::new();
+            // Per interface: link type and `if_tsresol` (default 6: microseconds).
+            let mut interfaces: Vec<(DataLink, u8)> = Vec::new();
             while let Some(block) = reader.next_block() {
                 match block.map_err(|e| broken(out.count, e.to_string()))? {
                     Block::SectionHeader(_) => interfaces.clear(),
                     Block::InterfaceDescription(idb) => {
-                        let unit = idb
+                        let resol = idb
                             .options
                             .iter()
                             .find_map(|o| match o {
                                 InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
                                 _ => None,
                             })
-                            .map_or(1e-6, tsresol_unit);
-                        interfaces.push((idb.linktype, unit));
+                            .unwrap_or(6);
+                        interfaces.push((idb.linktype, resol));
                     }
                     Block::EnhancedPacket(epb) => {
-                        let (link, unit) = interfaces
+                        let (link, resol) = interfaces
                             .get(epb.interface_id as usize)
                             .copied()
-                            .unwrap_or((DataLink::ETHERNET, 1e-6));
+                            .unwrap_or((DataLink::ETHERNET, 6));
                         // pcap-file handed the raw count as nanoseconds.
-                        let secs = epb.timestamp.as_nanos() as f64 * unit;
-                        out.frame(link, Duration::from_secs_f64(secs.max(0.0)), &epb.data);
+                        out.frame(link, scale(epb.timestamp.as_nanos(), resol), &epb.data);
                     }
                     Block::SimplePacket(spb) => {
                         let link = interfaces.first().map_or(DataLink::ETHERNET, |i| i.0);
@@ -169,14 +168,19 @@ pub fn read_capture(path: &Path) -> Result<(Vec<Packet>, Skipped), CaptureError>
     Ok((out.packets, out.skipped))
 }
 
-/// Seconds per unit for an `if_tsresol` value (RFC pcapng: high bit set = power of 2).
-fn tsresol_unit(resol: u8) -> f64 {
-    let exp = i32::from(resol & 0x7f);
-    if resol & 0x80 == 0 {
-        10f64.powi(-exp)
+/// The time of `raw` timestamp units for an `if_tsresol` value (pcapng: 10^-n seconds,
+/// or 2^-n with the high bit set). Decimal resolutions are exact.
+fn scale(raw: u128, resol: u8) -> Duration {
+    let exp = u32::from(resol & 0x7f);
+    let nanos = if resol & 0x80 != 0 {
+        (raw as f64 / 2f64.powi(exp as i32) * 1e9) as u128
+    } else if exp <= 9 {
+        raw.saturating_mul(10u128.pow(9 - exp))
     } else {
-        2f64.powi(-exp)
-    }
+        raw / 10u128.checked_pow(exp - 9).unwrap_or(u128::MAX)
+    };
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (nanos % 1_000_000_000) as u32)
 }
 
 #[derive(Default)]
