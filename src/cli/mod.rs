@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input.
 
+mod log;
 mod replay;
 mod run;
 
@@ -24,6 +25,11 @@ enum Commands {
     Run(run::RunArgs),
     /// Replay a capture (pcap or pcapng) through the agent's steering logic.
     Replay(replay::ReplayArgs),
+    /// Read customer nsdebuglog files, and compare them with a scenario.
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -42,5 +48,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Commands::Run(args) => run::run(&args),
         Commands::Replay(args) => replay::replay(&args),
+        Commands::Log { command } => log::log(&command),
     }
 }

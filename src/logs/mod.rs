@@ -5,10 +5,13 @@
 //! ```
 //!
 //! [`format`] renders lines, [`capture`] collects the agent's `tracing` events as lines on
-//! the simulated clock.
+//! the simulated clock, [`parse`] reads customer (or simulated) logs back, and [`events`]
+//! says what each entry means, so logs compare on meaning.
 
 pub mod capture;
+pub mod events;
 pub mod format;
+pub mod parse;
 
 pub use capture::{Capture, CaptureLayer};
 pub use format::{format_line, format_timestamp};

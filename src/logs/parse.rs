@@ -1,0 +1,202 @@
+//! Reading nsdebuglog files (the customer's, or a simulated run's) into entries, and
+//! entries into the events that matter for steering, so a customer's log and a
+//! simulated run can be compared on meaning.
+//!
+//! A line is `DATE TIME PROCESS pPID tTID LEVEL [FILE:LINE] COMPONENT MESSAGE`, e.g.
+//! `2019/10/14 11:40:49.871 stAgentSvc p1244 t2980 2 nsDnsResolver.cpp:204 dnsResolver
+//! Failed to resolve gateway-acme.goskope.com by EDNS`. Times may carry 3 or 6 decimals.
+//! A line that does not start with a date continues the previous entry (clients wrap
+//! long messages). Components this module does not know are kept as they are.
+
+use serde::Serialize;
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// 1-based line number of its first line.
+    pub line: usize,
+    /// `YYYY/MM/DD HH:MM:SS.fff` as written.
+    pub time: String,
+    /// Milliseconds since the first entry of the file.
+    pub offset_ms: i64,
+    /// Level 1 (critical) .. 5 (debug).
+    pub level: u8,
+    /// `dnsResolver`, `nsTunnel`...
+    pub component: String,
+    /// The message, continuation lines joined with a space.
+    pub message: String,
+}
+
+/// Why a file is not an nsdebuglog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no nsdebuglog lines found ({lines} line(s) read); expected lines like `2019/10/14 11:40:49.871 stAgentSvc p1244 t2980 4 dnsResolver Hostname ... resolved by EDNS`"
+)]
+pub struct NotALog {
+    /// Lines read.
+    pub lines: usize,
+}
+
+/// Every entry of a log text.
+pub fn parse_log(text: &str) -> Result<Vec<Entry>, NotALog> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut first_ms = None;
+    let mut lines = 0;
+    for (i, raw) in text.lines().enumerate() {
+        lines += 1;
+        let line = raw.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Some((ms, mut entry)) => {
+                let first = *first_ms.get_or_insert(ms);
+                entry.line = i + 1;
+                entry.offset_ms = ms - first;
+                entries.push(entry);
+            }
+            None => {
+                if let Some(last) = entries.last_mut() {
+                    last.message.push(' ');
+                    last.message.push_str(line.trim());
+                }
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Err(NotALog { lines });
+    }
+    Ok(entries)
+}
+
+/// One line, with its time in milliseconds since the start of its day's epoch.
+fn parse_line(line: &str) -> Option<(i64, Entry)> {
+    let mut words = line.split_whitespace();
+    let date = words.next()?;
+    let time = words.next()?;
+    let ms = timestamp_ms(date, time)?;
+    let _process = words.next()?;
+    let pid = words.next()?;
+    let tid = words.next()?;
+    if !pid.starts_with('p') || !tid.starts_with('t') {
+        return None;
+    }
+    let level: u8 = words.next()?.parse().ok()?;
+    let mut component = words.next()?;
+    // An optional `file.cpp:123` before the component.
+    if component.contains(".cpp:") || component.contains(".c:") || component.contains(".mm:") {
+        component = words.next()?;
+    }
+    let message = words.collect::<Vec<_>>().join(" ");
+    Some((
+        ms,
+        Entry {
+            line: 0,
+            time: format!("{date} {time}"),
+            offset_ms: 0,
+            level,
+            component: component.to_string(),
+            message,
+        },
+    ))
+}
+
+/// `YYYY/MM/DD` and `HH:MM:SS.fff[fff]` to milliseconds since 1970 (UTC, proleptic).
+fn timestamp_ms(date: &str, time: &str) -> Option<i64> {
+    let mut d = date.split('/');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&y)
+    {
+        return None;
+    }
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':');
+    let (h, mi, s): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if t.next().is_some()
+        || h > 23
+        || mi > 59
+        || s > 60
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let ms_part: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3_600 + mi * 60 + s) * 1_000) + ms_part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_seed_shapes_with_and_without_source_lines() {
+        let text = "\
+2019/10/14 11:40:49.864 stAgentSvc p1244 t2980 2 nsHTTPClient.cpp:372 downloader curl_easy_perform failed, code 28, error Timeout was reached
+2019/10/14 11:40:49.874 stAgentSvc p1244 t2980 4 nsDnsResolver.cpp:47 dnsResolver Hostname gateway-acme.goskope.com resolved by LDNS
+2019/10/18 20:28:21.148 stAgentSvc pfbc t296c 4 tunnel.cpp:618 nsTunnel TLS [sessId 1] Tunneling flow from addr:
+10.173.13.40:53256, process: chrome.exe to host: www.box.com, addr: 107.152.27.197:443
+2018/10/10 13:17:58.272225 stAgentSvc pf280 t4807 4 bypassAppMgr.cpp:371 BypassAppMgr bypassing flow to
+exception host: zoom.us, process: zoom.us
+2019/10/14 11:40:49.874 stAgentSvc p1 t1 4 dnsResolver Hostname x resolved by EDNS";
+        let entries = parse_log(text).unwrap();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(entries[0].component, "downloader");
+        assert_eq!(entries[1].offset_ms, 10);
+        assert!(entries[2].message.ends_with("addr: 107.152.27.197:443"));
+        assert_eq!(entries[3].component, "BypassAppMgr");
+        assert!(entries[3].message.contains("exception host: zoom.us"));
+        assert_eq!(entries[4].component, "dnsResolver");
+    }
+
+    #[test]
+    fn garbage_is_not_a_log() {
+        assert!(parse_log("hello\nworld\n").is_err());
+        assert!(parse_log("").is_err());
+        assert!(parse_log("2019/13/14 11:40:49.871 stAgentSvc p1 t1 4 x y").is_err());
+    }
+
+    #[test]
+    fn dates_convert_like_the_formatter() {
+        let ms = timestamp_ms("2019/10/14", "11:40:49.871").unwrap();
+        assert_eq!(
+            super::super::format::format_timestamp(ms),
+            "2019/10/14 11:40:49.871"
+        );
+    }
+}
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is parsed or rejected, never a panic; every entry's line exists.
+        #[test]
+        fn never_panics(text in "(20[0-9]{2}/[0-1][0-9]/[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]\\.[0-9]{1,6} stAgentSvc p[0-9a-f]{1,4} t[0-9a-f]{1,4} [0-9] [a-zA-Z.:0-9]{0,12} [ -~]{0,40}\n|[ -~]{0,30}\n){0,8}") {
+            if let Ok(entries) = parse_log(&text) {
+                let lines = text.lines().count();
+                prop_assert!(entries.iter().all(|e| e.line >= 1 && e.line <= lines));
+            }
+        }
+    }
+}
