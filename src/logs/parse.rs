@@ -101,46 +101,16 @@ fn parse_line(line: &str) -> Option<(i64, Entry)> {
     ))
 }
 
-/// `YYYY/MM/DD` and `HH:MM:SS.fff[fff]` to milliseconds since 1970 (UTC, proleptic).
+/// `YYYY/MM/DD` and `HH:MM:SS.fff[fff]` to milliseconds since 1970 (UTC), with the
+/// scenario clock's RFC 3339 parser.
 fn timestamp_ms(date: &str, time: &str) -> Option<i64> {
-    let mut d = date.split('/');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    if d.next().is_some()
-        || !(1..=12).contains(&m)
-        || !(1..=31).contains(&day)
-        || !(1970..=9999).contains(&y)
+    if date.len() != 10
+        || date.as_bytes().get(4) != Some(&b'/')
+        || date.as_bytes().get(7) != Some(&b'/')
     {
         return None;
     }
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':');
-    let (h, mi, s): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    if t.next().is_some()
-        || h > 23
-        || mi > 59
-        || s > 60
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let ms_part: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3_600 + mi * 60 + s) * 1_000) + ms_part)
+    crate::scenario::parse_clock(&format!("{}T{time}Z", date.replace('/', "-"))).ok()
 }
 
 #[cfg(test)]

@@ -209,6 +209,11 @@ impl Recorder {
         });
     }
 
+    /// The endpoint's address and every frame so far.
+    fn snapshot(&self) -> Option<(std::net::Ipv4Addr, Vec<(Duration, Frame)>)> {
+        self.0.lock().ok().map(|i| (i.client, i.frames.clone()))
+    }
+
     /// How many frames so far.
     pub fn len(&self) -> usize {
         self.0.lock().map(|i| i.frames.len()).unwrap_or(0)
@@ -227,7 +232,7 @@ impl Recorder {
         use pcap_file::pcapng::blocks::interface_description::{
             InterfaceDescriptionBlock, InterfaceDescriptionOption,
         };
-        let Ok((client, frames)) = self.0.lock().map(|i| (i.client, i.frames.clone())) else {
+        let Some((client, frames)) = self.snapshot() else {
             return Vec::new();
         };
         let Ok(mut writer) = PcapNgWriter::new(Vec::new()) else {
@@ -260,7 +265,7 @@ impl Recorder {
 
     /// The capture as a pcap file (Ethernet, microseconds), timestamps `epoch` + offset.
     pub fn to_pcap(&self, epoch: Duration) -> Vec<u8> {
-        let Ok((client, frames)) = self.0.lock().map(|i| (i.client, i.frames.clone())) else {
+        let Some((client, frames)) = self.snapshot() else {
             return Vec::new();
         };
         let header = PcapHeader {
