@@ -124,6 +124,7 @@ impl Apps {
                 }
             }
             _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
+                Ok(Ok(stream)) if req.port == 80 => http_get(stream, &req.host).await,
                 Ok(Ok(_stream)) => "connected".to_string(),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     "reset".to_string()
@@ -182,4 +183,49 @@ impl Apps {
         }
         None
     }
+}
+
+/// A plain HTTP GET of `/` from `host`: what the app saw, e.g. `HTTP 200` or
+/// `HTTP 302 to http://portal/login`.
+async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return "connected, request failed".to_string();
+    }
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    if tokio::time::timeout(APP_CONNECT_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        return "connected, no HTTP answer".to_string();
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_string();
+    let location = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .map(|l| format!(" to {}", l.trim()))
+        .unwrap_or_default();
+    format!("HTTP {status}{location}")
 }

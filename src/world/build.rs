@@ -121,12 +121,7 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
 
 fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
     let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
-    if let Some(rule) = all_rules(scenario).find(|r| r.action == RuleAction::Redirect) {
-        return unsupported(
-            format!("firewall rule `{rule}` (captive portal)"),
-            "use allow, block, reset or inspect rules for now",
-        );
-    }
+
     if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
         return unsupported(
             "an explicit proxy or PAC file".to_string(),
@@ -161,6 +156,7 @@ struct Plan {
     backup: Ipv4Addr,
     gslb: Ipv4Addr,
     inspector: Option<Ipv4Addr>,
+    portal: Option<Ipv4Addr>,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -197,6 +193,12 @@ impl Plan {
             .then(|| registry.free_address());
         if let Some(ip) = inspector {
             registry.add(ip, entry(Role::Inspector, "inspector", vec![]))?;
+        }
+        let portal = all_rules(s)
+            .any(|r| r.action == RuleAction::Redirect)
+            .then(|| registry.free_address());
+        if let Some(ip) = portal {
+            registry.add(ip, entry(Role::Portal, "portal", vec![]))?;
         }
         let gslb = registry.free_address();
         registry.add(gslb, entry(Role::Gslb, "gslb", vec![GSLB_NAME.to_string()]))?;
@@ -254,6 +256,7 @@ impl Plan {
             backup,
             gslb,
             inspector,
+            portal,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -483,6 +486,26 @@ fn drive(
     let mut net = SimNet::new(path.clone(), registry.clone());
     if let Some(recorder) = recorder {
         net = net.with_recorder(recorder);
+    }
+    if let Some(ip) = plan.portal {
+        net = net.with_portal(ip);
+        let names: Vec<String> = plan
+            .registry
+            .iter()
+            .flat_map(|(_, h)| h.dns_names.clone())
+            .collect();
+        let leaf = pki.leaf(&names, Authority::Rogue, false)?;
+        let tls = serve::server_config(&leaf, Arc::new(clock))?;
+        sim.host(IpAddr::V4(ip), move || {
+            let tls = tls.clone();
+            async move {
+                let plain =
+                    tokio::task::spawn_local(serve::https(super::portal::router(), None, 80));
+                serve::https(super::portal::router(), Some(tls), 443).await?;
+                plain.abort();
+                Ok(())
+            }
+        });
     }
     if let Some(ip) = plan.inspector {
         net = net.with_inspector(ip);

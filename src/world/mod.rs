@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod net;
 pub mod path;
 pub mod pki;
+pub mod portal;
 pub mod registry;
 pub mod serve;
 pub mod timeline;

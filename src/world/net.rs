@@ -23,6 +23,7 @@ pub struct SimNet {
     path: Arc<Mutex<Path>>,
     registry: Arc<Registry>,
     inspector: Option<std::net::Ipv4Addr>,
+    portal: Option<std::net::Ipv4Addr>,
     recorder: Option<Recorder>,
     /// Source ports for connect attempts that never got a socket (dropped or refused).
     attempt_ports: Arc<AtomicU16>,
@@ -35,6 +36,7 @@ impl SimNet {
             path,
             registry,
             inspector: None,
+            portal: None,
             recorder: None,
             attempt_ports: Arc::new(AtomicU16::new(40_000)),
         }
@@ -43,6 +45,12 @@ impl SimNet {
     /// Sends intercepted TLS to the inspection proxy at `proxy`.
     pub fn with_inspector(mut self, proxy: std::net::Ipv4Addr) -> SimNet {
         self.inspector = Some(proxy);
+        self
+    }
+
+    /// Sends redirected TCP 80/443 to the captive portal at `portal`.
+    pub fn with_portal(mut self, portal: std::net::Ipv4Addr) -> SimNet {
+        self.portal = Some(portal);
         self
     }
 
@@ -129,6 +137,13 @@ impl Net for SimNet {
                 let to = self
                     .inspector
                     .map_or(addr, |proxy| SocketAddr::from((proxy, 443)));
+                let stream = turmoil::net::TcpStream::connect(to).await?;
+                Ok(self.established(stream, addr))
+            }
+            Verdict::Redirect { .. } => {
+                let to = self
+                    .portal
+                    .map_or(addr, |portal| SocketAddr::from((portal, addr.port())));
                 let stream = turmoil::net::TcpStream::connect(to).await?;
                 Ok(self.established(stream, addr))
             }
@@ -222,7 +237,7 @@ impl Datagram for SimUdp {
                 Ok(buf.len())
             }
             Verdict::Pass | Verdict::Inspect { .. } => self.socket.send_to(buf, addr).await,
-            Verdict::Drop { .. } => Ok(buf.len()),
+            Verdict::Drop { .. } | Verdict::Redirect { .. } => Ok(buf.len()),
             Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),
         }
     }

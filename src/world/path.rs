@@ -34,6 +34,12 @@ pub enum Verdict {
         /// Which rule, for the timeline.
         why: String,
     },
+    /// Capture it (a captive portal): TCP 80 and 443 go to the portal, which answers
+    /// HTTP with a 302 to its login page and presents its own certificate on 443.
+    Redirect {
+        /// Which rule, for the timeline.
+        why: String,
+    },
     /// Intercept it: TLS on TCP 443 goes to the firewall's inspection proxy, which
     /// re-signs with its own CA and re-originates. Anything else passes.
     Inspect {
@@ -153,8 +159,13 @@ impl Path {
                     }
                     // UDP (DTLS) cannot be intercepted: it passes on to the next rule.
                     RuleAction::Inspect => {}
-                    // Checked away when the world is built (see `world::build::run`).
-                    RuleAction::Redirect => {}
+                    RuleAction::Redirect
+                        if transport == Transport::Tcp && matches!(port, 80 | 443) =>
+                    {
+                        return Verdict::Redirect { why };
+                    }
+                    // A portal lets nothing else out until the user logs in.
+                    RuleAction::Redirect => return Verdict::Drop { why },
                 }
             }
         }

@@ -21,6 +21,8 @@ pub enum Role {
     Gslb,
     /// The perimeter's TLS inspection proxy.
     Inspector,
+    /// A captive portal.
+    Portal,
     /// An origin server.
     Origin(String),
 }
