@@ -80,6 +80,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             dtls_available: false,
             steering: Default::default(),
             on_prem: None,
+            proxy: None,
             seed: 1,
         };
         let shell = Shell::new(

@@ -122,7 +122,12 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
 fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
     let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
 
-    if scenario.network.proxy.is_some() || scenario.network.pac.is_some() {
+    let manual = scenario
+        .network
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual);
+    if (scenario.network.proxy.is_some() && !manual) || scenario.network.pac.is_some() {
         return unsupported(
             "an explicit proxy or PAC file".to_string(),
             "remove [network] proxy and pac for now",
@@ -193,6 +198,9 @@ impl Plan {
             .then(|| registry.free_address());
         if let Some(ip) = inspector {
             registry.add(ip, entry(Role::Inspector, "inspector", vec![]))?;
+        }
+        if let Some(proxy) = &s.network.proxy {
+            registry.add(*proxy.address.ip(), entry(Role::Proxy, "proxy", vec![]))?;
         }
         let portal = all_rules(s)
             .any(|r| r.action == RuleAction::Redirect)
@@ -476,11 +484,23 @@ fn drive(
     }
 
     // The endpoint and its agent.
-    let path = Path::new(
+    let mut path = Path::new(
         s.network.host_firewall.clone(),
         s.network.perimeter_firewall.clone(),
     )
     .with_udp_limits(s.network.path_mtu, s.network.udp_loss, seed);
+    if let Some(proxy) = &s.network.proxy {
+        if !s.network.direct_egress {
+            path = path.with_proxy_only(*proxy.address.ip());
+        }
+        let proxy_host = super::proxy::Proxy {
+            names: Arc::new(proxy_names(s, plan)),
+        };
+        let port = proxy.address.port();
+        sim.host(IpAddr::V4(*proxy.address.ip()), move || {
+            proxy_host.clone().serve(port)
+        });
+    }
     let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
     let mut net = SimNet::new(path.clone(), registry.clone());
@@ -555,6 +575,7 @@ fn drive(
         },
         dtls_available: true,
         steering: steering(s),
+        proxy: s.network.proxy.as_ref().map(|p| SocketAddr::V4(p.address)),
         on_prem: s
             .steering
             .on_prem
@@ -809,4 +830,20 @@ fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
         SteeringMode::Web => Mode::Web,
         SteeringMode::All => Mode::All,
     }
+}
+
+/// What the site's proxy can resolve: every world name, with the gateway name answered
+/// as the proxy's resolver would (the PoP nearest the site, i.e. the client).
+fn proxy_names(s: &Scenario, plan: &Plan) -> BTreeMap<String, Ipv4Addr> {
+    let mut names: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
+    for (ip, host) in plan.registry.iter() {
+        for name in &host.dns_names {
+            names.entry(name.to_ascii_lowercase()).or_insert(*ip);
+        }
+    }
+    names.insert(
+        plan.gateway_name.clone(),
+        nearest_pop(s, &s.client.location),
+    );
+    names
 }

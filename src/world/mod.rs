@@ -19,6 +19,7 @@ pub mod net;
 pub mod path;
 pub mod pki;
 pub mod portal;
+pub mod proxy;
 pub mod registry;
 pub mod serve;
 pub mod timeline;

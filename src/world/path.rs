@@ -59,6 +59,8 @@ pub struct Path {
     /// Share of UDP datagrams lost, and the seeded RNG that draws the losses.
     udp_loss: f64,
     rng: Option<fastrand::Rng>,
+    /// Without direct egress, only private addresses and this proxy are reachable.
+    proxy_only: Option<Ipv4Addr>,
 }
 
 /// IPv4 plus UDP headers, added to a payload to compare it with the path MTU.
@@ -74,7 +76,14 @@ impl Path {
             mtu: None,
             udp_loss: 0.0,
             rng: None,
+            proxy_only: None,
         }
+    }
+
+    /// No direct egress: only private addresses and `proxy` are reachable.
+    pub fn with_proxy_only(mut self, proxy: Ipv4Addr) -> Path {
+        self.proxy_only = Some(proxy);
+        self
     }
 
     /// Sets the path MTU and the UDP loss rate (drawn from an RNG seeded with `seed`).
@@ -172,6 +181,14 @@ impl Path {
         if self.partitioned.contains(&dst) {
             return Verdict::Drop {
                 why: "partition".to_string(),
+            };
+        }
+        if let Some(proxy) = self.proxy_only
+            && dst != proxy
+            && !dst.is_private()
+        {
+            return Verdict::Drop {
+                why: "no direct egress".to_string(),
             };
         }
         Verdict::Pass

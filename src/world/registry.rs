@@ -23,6 +23,8 @@ pub enum Role {
     Inspector,
     /// A captive portal.
     Portal,
+    /// The site's explicit HTTP proxy.
+    Proxy,
     /// An origin server.
     Origin(String),
 }

@@ -68,6 +68,9 @@ pub struct Config {
     /// The steering configuration (its `fail_close` blocks steered flows while no
     /// tunnel is up).
     pub steering: Steering,
+    /// The system's explicit proxy (manual setting), tried when the gateway cannot be
+    /// reached directly.
+    pub proxy: Option<SocketAddr>,
     /// On-prem detection (dynamic steering), if configured.
     pub on_prem: Option<super::onprem::OnPremCheck>,
     /// Seed of the agent's own RNG (backoff jitter, DNS query ids).

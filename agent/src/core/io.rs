@@ -59,6 +59,8 @@ pub enum Action {
         addr: SocketAddr,
         /// TLS or DTLS.
         proto: TunnelProto,
+        /// Connect through this HTTP proxy with CONNECT (TLS only).
+        proxy: Option<SocketAddr>,
     },
     /// Send a keepalive with this sequence number on tunnel `op`.
     SendKeepalive {

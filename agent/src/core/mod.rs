@@ -155,6 +155,8 @@ struct Target {
     method: Method,
     name: String,
     addr: SocketAddr,
+    /// Reach it through the system's explicit proxy with HTTP CONNECT.
+    via_proxy: bool,
 }
 
 #[derive(Debug)]

@@ -241,6 +241,7 @@ impl Agent {
         );
         let addr = SocketAddr::from((ip, self.config.gateway_port));
         let target = Target {
+            via_proxy: false,
             role,
             method,
             name,

@@ -28,6 +28,7 @@ fn config() -> Config {
         dtls_available: false,
         steering: Default::default(),
         on_prem: None,
+        proxy: None,
         seed: 1,
     }
 }

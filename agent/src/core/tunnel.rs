@@ -20,11 +20,17 @@ impl Agent {
             ),
         );
         let op = self.new_op();
+        let proxy = if target.via_proxy {
+            self.config.proxy
+        } else {
+            None
+        };
         self.push(Action::OpenTunnel {
             op,
             server_name: target.name.clone(),
             addr: target.addr,
             proto: self.proto,
+            proxy,
         });
         self.phase = Phase::Connecting { target, op, rest };
         self.timers
@@ -61,6 +67,29 @@ impl Agent {
                 format!("DTLS to {name} failed, falling back to TLS"),
             );
             self.proto = TunnelProto::Tls;
+            return self.connect(target, rest, now);
+        }
+        // Direct did not work: the system proxy, if there is one (HTTP CONNECT, TLS only).
+        if let (false, Some(proxy)) = (target.via_proxy, self.config.proxy) {
+            self.log(
+                Level::Info,
+                "Config",
+                format!(
+                    "System proxy configuration Detected , System proxy Count 1, Proxy {proxy}"
+                ),
+            );
+            self.log(
+                Level::Info,
+                "nsTunnel",
+                format!(
+                    "{proto} Connecting to {name}:{} through proxy {proxy}",
+                    addr.port()
+                ),
+            );
+            let target = Target {
+                via_proxy: true,
+                ..target
+            };
             return self.connect(target, rest, now);
         }
         let mut rest = rest.into_iter();

@@ -8,6 +8,7 @@ pub mod dtls;
 mod https;
 mod ldns;
 mod net;
+mod proxy;
 mod tls;
 mod tunnel;
 
@@ -312,6 +313,7 @@ impl<N: Net> Shell<N> {
                     server_name,
                     addr,
                     proto,
+                    proxy,
                 } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.tunnels.insert(op, tx);
@@ -319,6 +321,7 @@ impl<N: Net> Shell<N> {
                         proto,
                         server_name,
                         addr,
+                        proxy,
                     };
                     let fut = tunnel::run(
                         self.net.clone(),

@@ -36,6 +36,8 @@ pub struct Target {
     pub server_name: String,
     /// The gateway.
     pub addr: SocketAddr,
+    /// An HTTP proxy to go through with CONNECT.
+    pub proxy: Option<SocketAddr>,
 }
 
 /// Connects, reports [`TunnelEvent::Connected`] or [`TunnelEvent::Failed`], then relays
@@ -52,10 +54,11 @@ pub async fn run<N: Net>(
         proto,
         server_name,
         addr,
+        proxy,
     } = target;
     match proto {
         TunnelProto::Tls => {
-            let stream = connect_tls(&net, security.tls, &server_name, addr).await;
+            let stream = connect_tls(&net, security.tls, &server_name, addr, proxy).await;
             serve(stream, op, &events, &mut outgoing).await;
         }
         TunnelProto::Dtls => {
@@ -95,8 +98,16 @@ async fn connect_tls<N: Net>(
     tls: Arc<ClientConfig>,
     server_name: &str,
     addr: SocketAddr,
+    proxy: Option<SocketAddr>,
 ) -> Result<impl AsyncRead + AsyncWrite + Unpin + use<N>, NetError> {
-    let tcp = net.connect_tcp(addr).await.map_err(|e| classify(&e))?;
+    let tcp = match proxy {
+        None => net.connect_tcp(addr).await.map_err(|e| classify(&e))?,
+        Some(proxy) => {
+            let mut tcp = net.connect_tcp(proxy).await.map_err(|e| classify(&e))?;
+            super::proxy::connect(&mut tcp, server_name, addr.port()).await?;
+            tcp
+        }
+    };
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| NetError::Other(format!("bad server name {server_name}: {e}")))?;
     TlsConnector::from(tls)

@@ -1,0 +1,80 @@
+//! The site's explicit HTTP proxy: `CONNECT host:port` (RFC 9110, section 9.3.6) to any
+//! name the world knows, then bytes both ways. Other methods get `405`, unknown names
+//! `502`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turmoil::net::{TcpListener, TcpStream};
+
+/// The largest request head the proxy reads.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// A CONNECT proxy.
+#[derive(Clone)]
+pub struct Proxy {
+    /// Names it can reach.
+    pub names: Arc<BTreeMap<String, Ipv4Addr>>,
+}
+
+impl Proxy {
+    /// Serves on `port` of a turmoil host.
+    pub async fn serve(self, port: u16) -> turmoil::Result {
+        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
+        loop {
+            let (client, _) = listener.accept().await?;
+            tokio::task::spawn_local(self.clone().handle(client));
+        }
+    }
+
+    async fn handle(self, mut client: TcpStream) {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= MAX_HEAD {
+                return;
+            }
+            match client.read_u8().await {
+                Ok(b) => head.push(b),
+                Err(_) => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let mut words = text.lines().next().unwrap_or("").split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if method != "CONNECT" {
+            let _ = client
+                .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                .await;
+            return;
+        }
+        let Some((host, port)) = target
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        else {
+            let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            return;
+        };
+        let ip = host
+            .parse::<Ipv4Addr>()
+            .ok()
+            .or_else(|| self.names.get(&host.to_ascii_lowercase()).copied());
+        let Some(ip) = ip else {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+            return;
+        };
+        let Ok(mut upstream) = TcpStream::connect(SocketAddr::from((ip, port))).await else {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+            return;
+        };
+        if client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
