@@ -40,6 +40,8 @@ pub struct AppRequest {
     pub port: u16,
     /// The app resolves through its own DNS over HTTPS (the client sees no answer).
     pub own_doh: bool,
+    /// The app sends through this explicit proxy with HTTP CONNECT.
+    pub via_proxy: Option<SocketAddr>,
 }
 
 /// What the apps share.
@@ -71,6 +73,11 @@ impl Apps {
 
     async fn connect(self, req: AppRequest) {
         let target = format!("{}:{}", req.host, req.port);
+        if let Some(proxy) = req.via_proxy {
+            // The proxy resolves the host: the app only opens its CONNECT.
+            let connect = Some((req.host.clone(), req.port));
+            return self.open(req, target, proxy, None, connect).await;
+        }
         let Some((ip, answer)) = self.resolve(&req).await else {
             self.timeline.push(format!(
                 "app {} could not resolve {}: no flow",
@@ -82,16 +89,31 @@ impl Apps {
             let _ = self.agent.send(Command::AppDns(answer));
         }
         let dst = SocketAddr::new(ip, req.port);
-        let src = SocketAddr::new(self.client_ip, 50_000 + (req.index as u16 % 10_000));
-        let (reply, decision) = oneshot::channel();
         // A TLS app puts its host in the ClientHello's SNI.
         let sni =
             (req.port == 443 && req.host.parse::<IpAddr>().is_err()).then(|| req.host.clone());
+        self.open(req, target, dst, sni, None).await;
+    }
+
+    /// Opens the flow: the agent decides, then the app goes through the tunnel or the
+    /// path (to `dst`, the origin or the proxy for a CONNECT).
+    async fn open(
+        self,
+        req: AppRequest,
+        target: String,
+        dst: SocketAddr,
+        sni: Option<String>,
+        connect: Option<(String, u16)>,
+    ) {
+        let src = SocketAddr::new(self.client_ip, 50_000 + (req.index as u16 % 10_000));
+        let (reply, decision) = oneshot::channel();
+        let via_proxy = connect.is_some();
         let flow = AppFlow {
             process: req.process.clone(),
             src,
             dst,
             sni,
+            connect,
             reply,
         };
         if self.agent.send(Command::AppFlow(flow)).is_err() {
@@ -124,6 +146,7 @@ impl Apps {
                 }
             }
             _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
+                Ok(Ok(stream)) if via_proxy => proxy_connect(stream, &target).await,
                 Ok(Ok(stream)) if req.port == 80 => http_get(stream, &req.host).await,
                 Ok(Ok(_stream)) => "connected".to_string(),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -228,4 +251,39 @@ async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         .map(|l| format!(" to {}", l.trim()))
         .unwrap_or_default();
     format!("HTTP {status}{location}")
+}
+
+/// An HTTP CONNECT to `target` through the proxy on `stream`: what the app saw.
+async fn proxy_connect<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    target: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return "proxy closed the connection".to_string();
+    }
+    let mut head = Vec::new();
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 8 * 1024 {
+            match stream.read_u8().await {
+                Ok(b) => head.push(b),
+                Err(_) => break,
+            }
+        }
+    };
+    if tokio::time::timeout(APP_CONNECT_TIMEOUT, read)
+        .await
+        .is_err()
+    {
+        return "no answer from the proxy".to_string();
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_string();
+    format!("CONNECT through the proxy: HTTP {status}")
 }

@@ -121,7 +121,6 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
 
 fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
     let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
-
     let manual = scenario
         .network
         .proxy
@@ -129,25 +128,8 @@ fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
         .is_some_and(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual);
     if (scenario.network.proxy.is_some() && !manual) || scenario.network.pac.is_some() {
         return unsupported(
-            "an explicit proxy or PAC file".to_string(),
-            "remove [network] proxy and pac for now",
-        );
-    }
-    if let Some(e) = scenario.events.iter().find(|e| {
-        matches!(
-            e.action,
-            EventAction::Connect {
-                via_proxy: true,
-                ..
-            }
-        )
-    }) {
-        return unsupported(
-            format!(
-                "the app `connect` event at {:?} with via_proxy = true",
-                e.at
-            ),
-            "explicit proxies come with the proxy work; set via_proxy = false for now",
+            "proxy discovery by PAC or WPAD (and `pac` scripts)".to_string(),
+            "set the proxy's discovery to \"manual\" and remove `pac`",
         );
     }
     Ok(())
@@ -681,7 +663,7 @@ fn drive(
                     host,
                     port,
                     dns,
-                    ..
+                    via_proxy,
                 } => {
                     let _ = app_requests.send(AppRequest {
                         index: connects,
@@ -689,6 +671,9 @@ fn drive(
                         host: host.clone(),
                         port: *port,
                         own_doh: *dns == AppDns::AppDoh,
+                        via_proxy: via_proxy
+                            .then(|| s.network.proxy.as_ref().map(|p| SocketAddr::V4(p.address)))
+                            .flatten(),
                     });
                     connects += 1;
                     format!("connect {process} {host}:{port}")

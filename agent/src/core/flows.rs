@@ -6,6 +6,23 @@ use std::time::Instant;
 
 use super::*;
 
+/// A new app flow as the driver sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowSeen {
+    /// The shell's flow id.
+    pub flow: u32,
+    /// The app's process name.
+    pub process: String,
+    /// The app's address.
+    pub src: SocketAddr,
+    /// Where its SYN goes (the proxy, for a CONNECT).
+    pub dst: SocketAddr,
+    /// The server name of its TLS ClientHello, if any.
+    pub sni: Option<String>,
+    /// The host and port of its HTTP CONNECT, when it goes through an on-prem proxy.
+    pub connect: Option<(String, u16)>,
+}
+
 impl Agent {
     /// The driver saw a DNS answer going to an app: learn its names.
     pub fn handle_app_dns(&mut self, answer: &[u8], now: Instant) {
@@ -18,19 +35,31 @@ impl Agent {
             );
         }
     }
-    /// The driver saw an app open a flow (its SYN) from `src` to `dst`: decide. `sni` is
-    /// the server name of the flow's TLS ClientHello, when it has one: with the SNI-check
-    /// option on, the flow is held until then and decided by that name alone.
-    pub fn handle_app_flow(
-        &mut self,
-        flow: u32,
-        process: &str,
-        src: SocketAddr,
-        dst: SocketAddr,
-        sni: Option<&str>,
-        now: Instant,
-    ) {
-        let names = match sni.filter(|_| self.config.steering.sni_check) {
+    /// The driver saw an app open a flow (its SYN, or its HTTP CONNECT to an on-prem
+    /// proxy): decide. A CONNECT is decided by its host alone; a TLS flow by its SNI when
+    /// the SNI-check option is on (the flow is held until the ClientHello); any other by
+    /// the names the domain map holds for the destination.
+    pub fn handle_app_flow(&mut self, seen: FlowSeen, now: Instant) {
+        let FlowSeen {
+            flow,
+            process,
+            src,
+            dst,
+            sni,
+            connect,
+        } = seen;
+        let process = process.as_str();
+        if let Some((host, port)) = &connect {
+            return self.decide_flow(
+                flow,
+                process,
+                src,
+                dst,
+                vec![host.to_ascii_lowercase()],
+                Some((host.clone(), *port)),
+            );
+        }
+        let names = match sni.as_deref().filter(|_| self.config.steering.sni_check) {
             Some(sni) => {
                 self.log(
                     Level::Debug,
@@ -46,10 +75,29 @@ impl Agent {
                 .map(String::from)
                 .collect(),
         };
+        self.decide_flow(flow, process, src, dst, names, None);
+    }
+
+    /// Decides one flow, logs it, and opens it through the tunnel when tunneled.
+    /// `connect` is the host and port of an HTTP CONNECT seen going to `dst`, a proxy.
+    fn decide_flow(
+        &mut self,
+        flow: u32,
+        process: &str,
+        src: SocketAddr,
+        dst: SocketAddr,
+        names: Vec<String>,
+        connect: Option<(String, u16)>,
+    ) {
+        // A CONNECT is judged by its host: the proxy's own address says nothing of it.
+        let judged = match &connect {
+            Some((_, port)) => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, *port)),
+            None => dst,
+        };
         let info = steer::FlowInfo {
             process: process.to_string(),
             names,
-            dst,
+            dst: judged,
         };
         let tunnel = match self.phase {
             Phase::Connected { op, .. } => Some(op),
@@ -120,10 +168,14 @@ impl Agent {
         self.push(Action::Steer { flow, decision });
         if let (true, Some(op)) = (tunneled, tunnel) {
             self.pending_flows.insert(flow);
+            let target = match &connect {
+                Some((host, port)) => format!("{host}:{port}"),
+                None => format!("{host}:{port}"),
+            };
             self.push(Action::OpenFlow {
                 op,
                 flow,
-                target: format!("{host}:{port}"),
+                target,
                 process: process.to_string(),
             });
         }

@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use config::{Config, Names, Region, TunnelProto, version_at_least};
+pub use flows::FlowSeen;
 pub use io::{Action, DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, TunnelEvent};
 pub use log::{Level, LogLine};
 pub use timer::*;

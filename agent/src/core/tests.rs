@@ -233,7 +233,17 @@ mod unrelated_events {
         dst: SocketAddr,
     ) -> crate::core::steer::Decision {
         let src = SocketAddr::from(([10, 0, 0, 10], 50_000));
-        agent.handle_app_flow(1, process, src, dst, None, now);
+        agent.handle_app_flow(
+            crate::core::FlowSeen {
+                flow: 1,
+                process: process.into(),
+                src,
+                dst,
+                sni: None,
+                connect: None,
+            },
+            now,
+        );
         let mut decision = None;
         while let Some(a) = agent.poll_action() {
             if let Action::Steer { decision: d, .. } = a {

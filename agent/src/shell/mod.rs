@@ -83,6 +83,8 @@ pub struct AppFlow {
     pub dst: SocketAddr,
     /// The server name of its TLS ClientHello, if it is TLS with SNI.
     pub sni: Option<String>,
+    /// The host and port of its HTTP CONNECT, when `dst` is an on-prem proxy.
+    pub connect: Option<(String, u16)>,
     /// Gets the agent's decision.
     pub reply: oneshot::Sender<FlowDecision>,
 }
@@ -184,7 +186,17 @@ impl<N: Net> Shell<N> {
                             self.next_flow += 1;
                             let flow = self.next_flow;
                             self.waiting_verdict.insert(flow, app.reply);
-                            self.agent.handle_app_flow(flow, &app.process, app.src, app.dst, app.sni.as_deref(), now);
+                            self.agent.handle_app_flow(
+                                crate::core::FlowSeen {
+                                    flow,
+                                    process: app.process,
+                                    src: app.src,
+                                    dst: app.dst,
+                                    sni: app.sni,
+                                    connect: app.connect,
+                                },
+                                now,
+                            );
                         }
                         None => break,
                     }
