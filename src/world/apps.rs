@@ -11,6 +11,7 @@ use std::time::Duration;
 use agent::core::dns::{self, Answer};
 use agent::core::steer::Verdict as AgentVerdict;
 use agent::shell::{AppFlow, Command, Datagram, Net};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::net::SimNet;
@@ -210,39 +211,12 @@ impl Apps {
 
 /// A plain HTTP GET of `/` from `host`: what the app saw, e.g. `HTTP 200` or
 /// `HTTP 302 to http://portal/login`.
-async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
-    host: &str,
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str) -> String {
     let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return "connected, request failed".to_string();
-    }
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    if tokio::time::timeout(APP_CONNECT_TIMEOUT, read)
-        .await
-        .is_err()
-    {
+    let Some(head) = exchange(&mut stream, &request).await else {
         return "connected, no HTTP answer".to_string();
-    }
-    let text = String::from_utf8_lossy(&head);
-    let status = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_string();
-    let location = text
+    };
+    let location = head
         .lines()
         .find_map(|l| {
             l.strip_prefix("location: ")
@@ -250,40 +224,42 @@ async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         })
         .map(|l| format!(" to {}", l.trim()))
         .unwrap_or_default();
-    format!("HTTP {status}{location}")
+    format!("HTTP {}{location}", status_of(&head))
 }
 
 /// An HTTP CONNECT to `target` through the proxy on `stream`: what the app saw.
-async fn proxy_connect<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
-    target: &str,
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn proxy_connect<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, target: &str) -> String {
     let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return "proxy closed the connection".to_string();
+    match exchange(&mut stream, &request).await {
+        Some(head) => format!("CONNECT through the proxy: HTTP {}", status_of(&head)),
+        None => "no answer from the proxy".to_string(),
     }
+}
+
+/// Sends `request` and reads the response head (byte by byte, so nothing after it is
+/// taken), within [`APP_CONNECT_TIMEOUT`]; `None` when nothing came.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &str,
+) -> Option<String> {
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut head = Vec::new();
     let read = async {
-        while !head.ends_with(b"\r\n\r\n") && head.len() < 8 * 1024 {
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
             match stream.read_u8().await {
                 Ok(b) => head.push(b),
                 Err(_) => break,
             }
         }
     };
-    if tokio::time::timeout(APP_CONNECT_TIMEOUT, read)
-        .await
-        .is_err()
-    {
-        return "no answer from the proxy".to_string();
-    }
-    let text = String::from_utf8_lossy(&head);
-    let status = text
-        .lines()
+    tokio::time::timeout(APP_CONNECT_TIMEOUT, read).await.ok()?;
+    (!head.is_empty()).then(|| String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The status code of a response head.
+fn status_of(head: &str) -> &str {
+    head.lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("?")
-        .to_string();
-    format!("CONNECT through the proxy: HTTP {status}")
 }

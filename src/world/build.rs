@@ -254,6 +254,16 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Every DNS name in the world: what a middlebox's own certificate claims.
+    fn every_name(&self) -> Vec<String> {
+        self.registry
+            .iter()
+            .flat_map(|(_, h)| h.dns_names.clone())
+            .collect()
+    }
+}
+
 /// The PoP in `location`, else the one with the lowest latency from the endpoint.
 fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
     s.pops
@@ -491,12 +501,7 @@ fn drive(
     }
     if let Some(ip) = plan.portal {
         net = net.with_portal(ip);
-        let names: Vec<String> = plan
-            .registry
-            .iter()
-            .flat_map(|(_, h)| h.dns_names.clone())
-            .collect();
-        let leaf = pki.leaf(&names, Authority::Rogue, false)?;
+        let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
         let tls = serve::server_config(&leaf, Arc::new(clock))?;
         sim.host(IpAddr::V4(ip), move || {
             let tls = tls.clone();
@@ -511,12 +516,7 @@ fn drive(
     }
     if let Some(ip) = plan.inspector {
         net = net.with_inspector(ip);
-        let names: Vec<String> = plan
-            .registry
-            .iter()
-            .flat_map(|(_, h)| h.dns_names.clone())
-            .collect();
-        let leaf = pki.leaf(&names, Authority::Rogue, false)?;
+        let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
         let upstream = agent_tls_roots(&pki, clock)?;
         let world_names = plan
             .registry
