@@ -76,3 +76,20 @@ fn not_a_log_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no nsdebuglog lines found"));
 }
+
+#[test]
+fn a_drafted_scenario_runs_and_reproduces_the_log() {
+    let out = std::env::temp_dir().join(format!("steerlab-draft-{}.toml", std::process::id()));
+    let parse = steerlab(&[
+        "log",
+        "parse",
+        CUSTOMER,
+        "--emit-scenario",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(parse.status.code(), Some(0));
+    let run = steerlab(&["run", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{text}");
+    assert!(text.contains("resolved by LDNS"), "{text}");
+}

@@ -24,6 +24,9 @@ pub struct ParseArgs {
     /// Print the entries and their meaning as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Draft a scenario from what the log shows.
+    #[arg(long, value_name = "OUT")]
+    emit_scenario: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +79,14 @@ fn parse(args: &ParseArgs) -> ExitCode {
                 detail(&event)
             );
         }
+    }
+    if let Some(out) = &args.emit_scenario {
+        let text = crate::logs::draft::draft_scenario(&entries, &args.file.display().to_string());
+        if let Err(e) = std::fs::write(out, text) {
+            eprintln!("error: cannot write {}: {e}", out.display());
+            return ExitCode::from(2);
+        }
+        eprintln!("wrote {}", out.display());
     }
     ExitCode::SUCCESS
 }
