@@ -1,15 +1,10 @@
 //! The command-line contract: exit codes, the summary, `--json` fields, `--log`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn steerlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_steerlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the steerlab binary runs")
-}
+mod common;
+
+use common::steerlab;
 
 fn temp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("steerlab-cli-{}", std::process::id()));

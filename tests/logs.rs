@@ -1,15 +1,9 @@
 //! `steerlab log parse` and `steerlab log compare` on a customer log in the real client's
 //! shape (source lines, hex thread ids, an entry wrapped over two lines).
 
-use std::process::{Command, Output};
+mod common;
 
-fn steerlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_steerlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the steerlab binary runs")
-}
+use common::steerlab;
 
 const CUSTOMER: &str = "tests/fixtures/customer-doh-timeout.log";
 

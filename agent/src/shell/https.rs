@@ -48,6 +48,24 @@ impl Request {
             body: query,
         }
     }
+
+    /// A JSON request to an API (the GSLB service): a GET with an empty body, or a POST.
+    pub fn json(
+        method: &'static str,
+        server_name: String,
+        addr: SocketAddr,
+        path: String,
+        body: Vec<u8>,
+    ) -> Request {
+        Request {
+            addr,
+            server_name,
+            method,
+            path,
+            media_type: "application/json",
+            body,
+        }
+    }
 }
 
 /// Runs one exchange to completion (the core's timer bounds it).

@@ -263,14 +263,7 @@ impl<N: Net> Shell<N> {
                     addr,
                     path,
                 } => {
-                    let request = https::Request {
-                        addr,
-                        server_name,
-                        method: "GET",
-                        path,
-                        media_type: "application/json",
-                        body: Vec::new(),
-                    };
+                    let request = https::Request::json("GET", server_name, addr, path, Vec::new());
                     let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
                     let tx = self.events_tx.clone();
                     self.spawn(op, async move {
@@ -283,14 +276,7 @@ impl<N: Net> Shell<N> {
                     path,
                     body,
                 } => {
-                    let request = https::Request {
-                        addr,
-                        server_name,
-                        method: "POST",
-                        path,
-                        media_type: "application/json",
-                        body,
-                    };
+                    let request = https::Request::json("POST", server_name, addr, path, body);
                     let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
                     tokio::task::spawn_local(async move {
                         let _ = fut.await;
