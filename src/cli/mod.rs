@@ -6,6 +6,7 @@
 mod log;
 mod replay;
 mod run;
+mod shell;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Commands {
         #[command(subcommand)]
         command: log::LogCommand,
     },
+    /// Step a scenario interactively (or from a script on stdin) and save what was done.
+    Shell(shell::ShellArgs),
 }
 
 /// Parses the command line and runs it.
@@ -49,5 +52,6 @@ pub fn main() -> ExitCode {
         Commands::Run(args) => run::run(&args),
         Commands::Replay(args) => replay::replay(&args),
         Commands::Log { command } => log::log(&command),
+        Commands::Shell(args) => shell::shell(&args),
     }
 }
