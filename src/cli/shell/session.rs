@@ -33,6 +33,9 @@ pub const DEFAULT_UNTIL_CAP: Duration = Duration::from_secs(600);
 /// The latest simulated time a session may reach.
 pub const MAX_TIME: Duration = Duration::from_secs(24 * 3600);
 
+/// The comment above the first event a session adds.
+const FIRST_COMMENT: &str = "# Added by steerlab shell:";
+
 /// Why a session could not start: the scenario is bad input (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -625,8 +628,11 @@ impl Session {
         if self.now > self.scenario.duration {
             document::set_duration(&mut doc, self.now);
         }
-        let comment =
-            comment.or_else(|| (self.added == 0).then(|| "# Added by steerlab shell:".to_string()));
+        let comment = match (self.added == 0, comment) {
+            (true, Some(c)) => Some(format!("{FIRST_COMMENT}\n{c}")),
+            (true, None) => Some(FIRST_COMMENT.to_string()),
+            (false, c) => c,
+        };
         document::push_events(&mut doc, tables.clone(), comment.as_deref())?;
         let text = doc.to_string();
         let scenario = scenario::load_str(&text, &self.path).map_err(|e| match e.help {
