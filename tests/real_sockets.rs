@@ -81,6 +81,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             steering: Default::default(),
             on_prem: None,
             proxy: None,
+            proxy_discovery: None,
             seed: 1,
         };
         let shell = Shell::new(

@@ -12,5 +12,6 @@
 //! [`wire`] is the tunnel's framing, shared with the gateway.
 
 pub mod core;
+pub mod pac;
 pub mod shell;
 pub mod wire;

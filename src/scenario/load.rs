@@ -32,7 +32,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, LoadError> {
 
 /// What partition and repair may cut off besides PoPs and origins; no PoP may be
 /// named like these.
-const SERVICE_HOSTS: [&str; 5] = ["backup", "doh", "ldns", "gslb", "proxy"];
+const SERVICE_HOSTS: [&str; 6] = ["backup", "doh", "ldns", "gslb", "proxy", "pac"];
 /// `do` words and the keys each takes besides `at` and `do`.
 const EVENT_KEYS: [(&str, &[&str]); 7] = [
     ("start", &[]),
@@ -92,7 +92,12 @@ impl Source<'_> {
         hosts.extend(origins.iter().map(|o| o.host.clone()));
         let mut events = Vec::new();
         for event in raw.events.unwrap_or_default() {
-            events.push(self.event(event, duration, &hosts, network.proxy.is_some())?);
+            events.push(self.event(
+                event,
+                duration,
+                &hosts,
+                network.proxy.is_some() || network.pac.is_some(),
+            )?);
         }
         events.sort_by_key(|e| e.at);
         Ok(Scenario {
@@ -156,6 +161,9 @@ impl Source<'_> {
         d.doh_cert = self
             .opt_word(&raw.doh_cert, "certificate kind")?
             .unwrap_or(d.doh_cert);
+        d.search_domain = self
+            .opt(&raw.search_domain, host_name)?
+            .unwrap_or(d.search_domain);
         Ok(d)
     }
 

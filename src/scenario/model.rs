@@ -104,6 +104,9 @@ pub struct Dns {
     pub ldns_behaviour: ServerBehaviour,
     /// The certificate the DoH server presents.
     pub doh_cert: CertKind,
+    /// Extension: the endpoint's DNS search domain; WPAD looks up `wpad.<domain>` and
+    /// the PAC server is `pac.<domain>`. Default `"corp.internal"`.
+    pub search_domain: String,
 }
 
 /// How a simulated resolver answers (`dns.doh_behaviour`, `dns.ldns_behaviour`): `"answer"`

@@ -77,6 +77,7 @@ pub(super) struct RawDns {
     pub doh_behaviour: S,
     pub ldns_behaviour: S,
     pub doh_cert: S,
+    pub search_domain: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +242,7 @@ impl Default for Dns {
             doh_behaviour: ServerBehaviour::Answer,
             ldns_behaviour: ServerBehaviour::Answer,
             doh_cert: CertKind::Trusted,
+            search_domain: "corp.internal".into(),
         }
     }
 }

@@ -36,7 +36,7 @@ description: "free text shown by steerlab run",
 seed: 7, duration: 120s, clock_unix_ms: 1571053240000,
 tenant: Tenant { name: "acme", region: Global, gslb: false, gslb_behaviour: Answer, gslb_order: [] },
 client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false },
-dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted },
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted, search_domain: "corp.internal" },
 steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.box.com"], exceptions: ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"], bypass_apps: ["zoom.us", "Teams.exe"], pinned_apps: [], steer_dns: false, private_apps: false, sni_check: false, on_prem: None },
 pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted },
 Pop { name: "fra1", location: "eu-west", ip: 8.36.117.35, latency: 90ms, cert: Trusted }],
@@ -63,7 +63,7 @@ description: "",
 seed: 0, duration: 60s, clock_unix_ms: 1571053240000,
 tenant: Tenant { name: "acme", region: Global, gslb: false, gslb_behaviour: Answer, gslb_order: [] },
 client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false },
-dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted },
+dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted, search_domain: "corp.internal" },
 steering: Steering { mode: CloudApps, ports: [80, 443], managed: [], exceptions: [], bypass_apps: [], pinned_apps: [], steer_dns: false, private_apps: false, sni_check: false, on_prem: None },
 pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Trusted }],
 backup: Backup { ip: None, location: None, latency: 20ms, cert: Trusted },
@@ -113,7 +113,7 @@ const EXTENSIONS: &str = "cert = 'expired'|[dns]|doh_behaviour = 'http_503'|\
 const EXTENSIONS_LOADED: &str = r#"
 (Tenant { name: "acme", region: Eu, gslb: true, gslb_behaviour: Answer, gslb_order: [] },
 ClientVersion { text: "96.1", parts: [96, 1] },
-Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: HttpError(503), ldns_behaviour: SlowAnswer(15s), doh_cert: Untrusted },
+Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: HttpError(503), ldns_behaviour: SlowAnswer(15s), doh_cert: Untrusted, search_domain: "corp.internal" },
 Expired, Untrusted,
 [Event { at: 1.5s, action: Repair { host: "doh" } }, Event { at: 5s, action: Stop }])
 "#;
@@ -180,7 +180,7 @@ const ERRORS: &str = r#"
 6:1 unknown key `nmae` in [[pops]] => did you mean `name`? known keys: name, location, ip, latency, cert <- nmae = 1
 7:11 unknown key `adress` in [network.proxy] => did you mean `address`? known keys: address, discovery <- [network]|proxy = { adress = '10.0.0.1:8080' }
 7:1 unknown key `verdikt` in [[expect.flows]] <- [[expect.flows]]|verdikt = 'direct'
-7:1 unknown key `doh_behavior` in [dns] => did you mean `doh_behaviour`? known keys: doh, ldns, ldns_location, doh_behaviour, ldns_behaviour, doh_cert <- [dns]|doh_behavior = 'empty'
+7:1 unknown key `doh_behavior` in [dns] => did you mean `doh_behaviour`? known keys: doh, ldns, ldns_location, doh_behaviour, ldns_behaviour, doh_cert, search_domain <- [dns]|doh_behavior = 'empty'
 9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host, location, dns <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
 7:14 invalid value: integer `70000` => write a port number from 1 to 65535 <- [steering]|ports = [80, 70000]
 7:10 port 0 cannot be steered <- [steering]|ports = [0]
@@ -208,7 +208,7 @@ const ERRORS: &str = r#"
 7:6 event at 61s is after the end of the run <- [[events]]|at = '61s'|do = 'start'
 8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair", "move" <- [[events]]|at = '1s'|do = 'begin'
 10:11 `process` does not apply to do = "partition" => do = "partition" takes at, do, host; remove `process` <- [[events]]|at = '1s'|do = 'partition'|host = 'nyc1'|process = 'x'
-12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
+12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "pac", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
 6:1 missing `target` in [[events]] <- [[events]]|at = '1s'|do = 'connect'|process = 'a'
 10:10 `0` is not a port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com:0'
 10:10 `x.com` has no port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com'

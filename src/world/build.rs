@@ -74,7 +74,6 @@ pub fn run_with(
     seed: Option<u64>,
     capture_into: Option<Recorder>,
 ) -> Result<RunReport, WorldError> {
-    check_supported(scenario)?;
     let seed = seed.unwrap_or(scenario.seed);
     #[allow(
         clippy::disallowed_methods,
@@ -103,6 +102,7 @@ pub fn run_with(
         timeline,
         outcome,
         flows,
+        hosts: plan.registry.clone(),
     })
 }
 
@@ -119,22 +119,6 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
         }))
 }
 
-fn check_supported(scenario: &Scenario) -> Result<(), WorldError> {
-    let unsupported = |what: String, hint| Err(WorldError::Unsupported { what, hint });
-    let manual = scenario
-        .network
-        .proxy
-        .as_ref()
-        .is_some_and(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual);
-    if (scenario.network.proxy.is_some() && !manual) || scenario.network.pac.is_some() {
-        return unsupported(
-            "proxy discovery by PAC or WPAD (and `pac` scripts)".to_string(),
-            "set the proxy's discovery to \"manual\" and remove `pac`",
-        );
-    }
-    Ok(())
-}
-
 /// Addresses, names and certificates of every host, decided before the simulation.
 struct Plan {
     registry: Registry,
@@ -144,6 +128,8 @@ struct Plan {
     gslb: Ipv4Addr,
     inspector: Option<Ipv4Addr>,
     portal: Option<Ipv4Addr>,
+    /// The PAC server, when the endpoint's proxy comes from auto-configuration.
+    pac_server: Option<Ipv4Addr>,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -190,6 +176,11 @@ impl Plan {
         if let Some(ip) = portal {
             registry.add(ip, entry(Role::Portal, "portal", vec![]))?;
         }
+        let pac_server = super::pac::discovery(s).map(|_| registry.free_private_address());
+        if let Some(ip) = pac_server {
+            let names = super::pac::server_names(s);
+            registry.add(ip, entry(Role::PacServer, "pac", names))?;
+        }
         let gslb = registry.free_address();
         registry.add(gslb, entry(Role::Gslb, "gslb", vec![GSLB_NAME.to_string()]))?;
         let backup = s.backup.ip.unwrap_or_else(|| registry.free_address());
@@ -232,6 +223,11 @@ impl Plan {
         }
         zone.insert(&s.dns.doh, doh);
         zone.insert(GSLB_NAME, gslb);
+        if let Some(ip) = pac_server {
+            for name in super::pac::server_names(s) {
+                zone.insert(&name, ip);
+            }
+        }
         let client_net = ipnet::Ipv4Net::new(s.client.ip, 24).map(|n| n.trunc());
         if let Ok(net) = client_net {
             zone.locate(net, &s.client.location);
@@ -247,6 +243,7 @@ impl Plan {
             gslb,
             inspector,
             portal,
+            pac_server,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -493,6 +490,12 @@ fn drive(
             proxy_host.clone().serve(port)
         });
     }
+    if let Some(ip) = plan.pac_server {
+        let router = super::pac::router(super::pac::script(s));
+        sim.host(IpAddr::V4(ip), move || {
+            serve::https(router.clone(), None, 80)
+        });
+    }
     let path = Arc::new(Mutex::new(path));
     let registry = Arc::new(plan.registry.clone());
     let mut net = SimNet::new(path.clone(), registry.clone());
@@ -557,7 +560,13 @@ fn drive(
         },
         dtls_available: true,
         steering: steering(s),
-        proxy: s.network.proxy.as_ref().map(|p| SocketAddr::V4(p.address)),
+        proxy: s
+            .network
+            .proxy
+            .as_ref()
+            .filter(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual)
+            .map(|p| SocketAddr::V4(p.address)),
+        proxy_discovery: super::pac::discovery(s),
         on_prem: s
             .steering
             .on_prem
@@ -665,15 +674,17 @@ fn drive(
                     dns,
                     via_proxy,
                 } => {
+                    let (via_proxy, why) = app_proxy(s, plan, *via_proxy, host, *port, &clock);
+                    if let Some(why) = why {
+                        timeline.push_at(now, format!("app {process} {host}:{port}: {why}"));
+                    }
                     let _ = app_requests.send(AppRequest {
                         index: connects,
                         process: process.clone(),
                         host: host.clone(),
                         port: *port,
                         own_doh: *dns == AppDns::AppDoh,
-                        via_proxy: via_proxy
-                            .then(|| s.network.proxy.as_ref().map(|p| SocketAddr::V4(p.address)))
-                            .flatten(),
+                        via_proxy,
                     });
                     connects += 1;
                     format!("connect {process} {host}:{port}")
@@ -819,6 +830,28 @@ fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
 
 /// What the site's proxy can resolve: every world name, with the gateway name answered
 /// as the proxy's resolver would (the PoP nearest the site, i.e. the client).
+/// Where an app that uses the system proxy (`via_proxy = true`) sends its connection:
+/// the manual proxy, or what the PAC script says for its URL (with why, for the timeline).
+fn app_proxy(
+    s: &Scenario,
+    plan: &Plan,
+    via_proxy: bool,
+    host: &str,
+    port: u16,
+    clock: &WorldClock,
+) -> (Option<SocketAddr>, Option<String>) {
+    if !via_proxy {
+        return (None, None);
+    }
+    if super::pac::discovery(s).is_none() {
+        let manual = s.network.proxy.as_ref().map(|p| SocketAddr::V4(p.address));
+        return (manual, None);
+    }
+    let env = super::pac::app_env(&proxy_names(s, plan), s.client.ip, clock.now_unix_ms());
+    let (proxy, why) = super::pac::app_route(&super::pac::script(s), host, port, &env);
+    (proxy, Some(why))
+}
+
 fn proxy_names(s: &Scenario, plan: &Plan) -> BTreeMap<String, Ipv4Addr> {
     let mut names: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     for (ip, host) in plan.registry.iter() {

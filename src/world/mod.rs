@@ -16,6 +16,7 @@ pub mod apps;
 pub mod build;
 pub mod inspect;
 pub mod net;
+pub mod pac;
 pub mod path;
 pub mod pki;
 pub mod portal;

@@ -25,6 +25,8 @@ pub enum Role {
     Portal,
     /// The site's explicit HTTP proxy.
     Proxy,
+    /// The site's PAC server (`pac.<domain>`, `wpad.<domain>`).
+    PacServer,
     /// An origin server.
     Origin(String),
 }
@@ -100,6 +102,15 @@ impl Registry {
     /// Every host, by address.
     pub fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &HostEntry)> {
         self.hosts.iter()
+    }
+
+    /// An on-site address (10.10.10.20 and up) that no host has yet, for servers of the
+    /// customer's own network.
+    pub fn free_private_address(&self) -> Ipv4Addr {
+        (20u32..250)
+            .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 10, 10, 0)) + i))
+            .find(|ip| !self.hosts.contains_key(ip))
+            .unwrap_or(Ipv4Addr::new(10, 10, 11, 250))
     }
 
     /// An address from the world's own pool (198.18.0.0/15, reserved for benchmarks)

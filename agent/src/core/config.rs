@@ -71,10 +71,38 @@ pub struct Config {
     /// The system's explicit proxy (manual setting), tried when the gateway cannot be
     /// reached directly.
     pub proxy: Option<SocketAddr>,
+    /// Proxy auto-configuration (a PAC URL, or WPAD), consulted when the gateway cannot
+    /// be reached directly and no manual proxy is set.
+    pub proxy_discovery: Option<ProxyDiscovery>,
     /// On-prem detection (dynamic steering), if configured.
     pub on_prem: Option<super::onprem::OnPremCheck>,
     /// Seed of the agent's own RNG (backoff jitter, DNS query ids).
     pub seed: u64,
+}
+
+/// Where the system's proxy auto-configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyDiscovery {
+    /// A configured PAC URL (`http://host[:port]/path`).
+    Pac {
+        /// The URL.
+        url: String,
+    },
+    /// Web Proxy Auto-Discovery through DNS: `http://wpad.<domain>/wpad.dat`.
+    Wpad {
+        /// The DNS search domain of the endpoint.
+        domain: String,
+    },
+}
+
+impl ProxyDiscovery {
+    /// The URL of the PAC file.
+    pub fn url(&self) -> String {
+        match self {
+            ProxyDiscovery::Pac { url } => url.clone(),
+            ProxyDiscovery::Wpad { domain } => format!("http://wpad.{domain}/wpad.dat"),
+        }
+    }
 }
 
 /// The gateway names a tenant's client uses.

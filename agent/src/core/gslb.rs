@@ -199,7 +199,7 @@ impl Agent {
             method: Method::Gslb,
             name: format!("gateway-{}.{domain}", c.pop),
             addr: SocketAddr::from((c.ip, port)),
-            via_proxy: false,
+            proxy: None,
         });
         let Some(best) = targets.next() else { return };
         let rest = targets.collect();

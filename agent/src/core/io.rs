@@ -129,6 +129,14 @@ pub enum Action {
         /// `Err` holds the reason it did not.
         result: Result<(), String>,
     },
+    /// GET the PAC file at `url` (`http://host[:port]/path`; a host name is resolved
+    /// through the local resolver, as the OS would) and report [`PacFetched`].
+    FetchPac {
+        /// Operation id.
+        op: OpId,
+        /// The PAC URL.
+        url: String,
+    },
     /// Stop operation `op`: its result is no longer wanted.
     Cancel {
         /// The operation.
@@ -175,6 +183,16 @@ pub enum HttpOutcome {
     },
     /// The exchange failed before a response.
     Failed(NetError),
+}
+
+/// The result of fetching a PAC file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacFetched {
+    /// The HTTP exchange (a failed name lookup is `Failed(Other(..))`).
+    pub outcome: HttpOutcome,
+    /// The wall clock when the file arrived (milliseconds since 1970, UTC): what the
+    /// script's `Date` and time helpers see.
+    pub wall_unix_ms: i64,
 }
 
 /// The result of one query to the local resolver.

@@ -24,6 +24,7 @@ mod gslb;
 mod io;
 mod log;
 pub mod onprem;
+mod proxy;
 mod resolve;
 pub mod steer;
 mod timer;
@@ -36,9 +37,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-pub use config::{Config, Names, Region, TunnelProto, version_at_least};
+pub use config::{Config, Names, ProxyDiscovery, Region, TunnelProto, version_at_least};
 pub use flows::FlowSeen;
-pub use io::{Action, DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, TunnelEvent};
+pub use io::{
+    Action, DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, PacFetched, TunnelEvent,
+};
 pub use log::{Level, LogLine};
 pub use timer::*;
 
@@ -127,6 +130,9 @@ pub struct Agent {
     pending_flows: std::collections::BTreeSet<u32>,
     location: onprem::Location,
     onprem: Option<onprem::Pending>,
+    /// The proxies found for this round of connection attempts (`None`: not looked
+    /// for yet).
+    proxies: Option<Vec<SocketAddr>>,
 }
 
 #[derive(Debug)]
@@ -144,6 +150,12 @@ enum Phase {
         target: Target,
         op: OpId,
     },
+    /// Direct connects to `target` failed; fetching the PAC file to find a proxy.
+    FindingProxy {
+        target: Target,
+        op: OpId,
+        rest: Vec<Target>,
+    },
     WaitingToReconnect,
     Stopped,
 }
@@ -156,8 +168,8 @@ struct Target {
     method: Method,
     name: String,
     addr: SocketAddr,
-    /// Reach it through the system's explicit proxy with HTTP CONNECT.
-    via_proxy: bool,
+    /// Reach it through this HTTP proxy with CONNECT.
+    proxy: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -198,7 +210,12 @@ impl Agent {
             pending_flows: std::collections::BTreeSet::new(),
             location: onprem::Location::Unknown,
             onprem: None,
+            proxies: None,
         }
+    }
+    /// The configuration the agent runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
     /// The gateway names this agent uses.
     pub fn names(&self) -> &Names {
@@ -280,7 +297,9 @@ impl Agent {
                     self.push(Action::Cancel { op });
                 }
             }
-            Phase::Connecting { op, .. } => self.push(Action::Cancel { op }),
+            Phase::Connecting { op, .. } | Phase::FindingProxy { op, .. } => {
+                self.push(Action::Cancel { op })
+            }
             Phase::Connected { op, .. } => {
                 self.push(Action::CloseTunnel { op });
                 for flow in std::mem::take(&mut self.pending_flows) {
@@ -405,6 +424,7 @@ impl Agent {
                     self.connect_failed(&err, now);
                 }
             }
+            Timer::PacFetch => self.pac_timed_out(now),
             Timer::KeepaliveSend => {
                 if let Phase::Connected { op, .. } = self.phase {
                     self.keepalive_seq += 1;
@@ -444,7 +464,9 @@ impl Agent {
     fn target_name(&self) -> &str {
         match &self.phase {
             Phase::Resolving(r) => self.name_for(r.role),
-            Phase::Connecting { target, .. } | Phase::Connected { target, .. } => &target.name,
+            Phase::Connecting { target, .. }
+            | Phase::Connected { target, .. }
+            | Phase::FindingProxy { target, .. } => &target.name,
             _ => &self.names.gateway,
         }
     }

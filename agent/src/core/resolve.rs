@@ -123,6 +123,10 @@ impl Agent {
         }
     }
     pub(super) fn begin_attempt(&mut self, role: Role, now: Instant) {
+        if role == Role::Primary {
+            // A new round: read the system proxy settings again when needed.
+            self.proxies = None;
+        }
         self.set_status(TunnelStatus::Connecting);
         let name = self.name_for(role).to_string();
         self.log(
@@ -241,7 +245,7 @@ impl Agent {
         );
         let addr = SocketAddr::from((ip, self.config.gateway_port));
         let target = Target {
-            via_proxy: false,
+            proxy: None,
             role,
             method,
             name,

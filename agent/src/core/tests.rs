@@ -29,6 +29,7 @@ fn config() -> Config {
         steering: Default::default(),
         on_prem: None,
         proxy: None,
+        proxy_discovery: None,
         seed: 1,
     }
 }
@@ -286,5 +287,135 @@ mod unrelated_events {
             }
             prop_assert_eq!(decide(&mut noisy, now, "chrome.exe", dst), expected);
         }
+    }
+}
+
+mod proxy_discovery {
+    use super::*;
+
+    /// Starts an agent, answers DoH with the gateway, and fails the direct TLS connect.
+    fn direct_fails(config: Config, now: Instant) -> (Agent, Vec<Action>, Vec<String>) {
+        let mut agent = Agent::new(config);
+        agent.handle_start(now);
+        let (acts, _) = drain(&mut agent);
+        let (op, body) = doh_query(&acts);
+        let ip = Ipv4Addr::new(8, 36, 116, 35);
+        let body = answer(&body, &[ip], ResponseCode::NoError);
+        agent.handle_doh(op, HttpOutcome::Response { status: 200, body }, now);
+        let (acts, _) = drain(&mut agent);
+        let Some(Action::OpenTunnel {
+            op, proxy: None, ..
+        }) = acts.first().cloned()
+        else {
+            panic!("a direct tunnel open: {acts:?}")
+        };
+        agent.handle_tunnel(op, TunnelEvent::Failed(NetError::Refused), now);
+        let (acts, logs) = drain(&mut agent);
+        (agent, acts, logs)
+    }
+
+    fn fetched(script: &str) -> PacFetched {
+        PacFetched {
+            outcome: HttpOutcome::Response {
+                status: 200,
+                body: script.as_bytes().to_vec(),
+            },
+            wall_unix_ms: 1_571_053_240_000,
+        }
+    }
+
+    fn pac_config() -> Config {
+        Config {
+            proxy_discovery: Some(ProxyDiscovery::Wpad {
+                domain: "corp.internal".into(),
+            }),
+            ..config()
+        }
+    }
+
+    #[test]
+    fn no_proxy_settings_is_logged_and_the_backup_is_next() {
+        let now = Instant::now();
+        let (_, acts, logs) = direct_fails(config(), now);
+        assert!(logs.iter().any(|l| l.ends_with(
+            "Config System proxy configuration Not Detected , System proxy Count 0,Pac Server Host N/A"
+        )));
+        assert!(logs.iter().any(|l| l.contains("Failing over to backup")));
+        assert!(!acts.iter().any(|a| matches!(a, Action::FetchPac { .. })));
+    }
+
+    #[test]
+    fn wpad_fetches_the_pac_file_and_tunnels_through_its_proxies_in_order() {
+        let now = Instant::now();
+        let (mut agent, acts, _) = direct_fails(pac_config(), now);
+        let Some(Action::FetchPac { op, url }) = acts.first().cloned() else {
+            panic!("a PAC fetch: {acts:?}")
+        };
+        assert_eq!(url, "http://wpad.corp.internal/wpad.dat");
+        assert_eq!(
+            agent.poll_timeout(),
+            Some((now + PAC_FETCH_TIMEOUT, Timer::PacFetch))
+        );
+        let script = r#"function FindProxyForURL(u, h) {
+            return dnsResolve(h) == "8.36.116.35" ? "PROXY 10.10.10.11:8080; SOCKS 1.2.3.4:1080; PROXY 10.10.10.12:3128" : "DIRECT";
+        }"#;
+        agent.handle_pac(op, fetched(script), now);
+        let (acts, logs) = drain(&mut agent);
+        assert!(logs.iter().any(|l| l.contains("cannot carry the tunnel")));
+        assert!(logs.iter().any(|l| l.contains(
+            "System proxy Count 2, Proxy 10.10.10.11:8080, 10.10.10.12:3128,Pac Server Host wpad.corp.internal"
+        )));
+        let Some(Action::OpenTunnel { op, proxy, .. }) = acts.first().cloned() else {
+            panic!("a tunnel open: {acts:?}")
+        };
+        assert_eq!(proxy, Some(SocketAddr::from(([10, 10, 10, 11], 8080))));
+        agent.handle_tunnel(op, TunnelEvent::Failed(NetError::Refused), now);
+        let (acts, _) = drain(&mut agent);
+        let Some(Action::OpenTunnel { proxy, .. }) = acts.first().cloned() else {
+            panic!("a second tunnel open: {acts:?}")
+        };
+        assert_eq!(proxy, Some(SocketAddr::from(([10, 10, 10, 12], 3128))));
+    }
+
+    #[test]
+    fn a_broken_pac_file_means_no_proxy() {
+        let now = Instant::now();
+        let (mut agent, acts, _) = direct_fails(pac_config(), now);
+        let Some(Action::FetchPac { op, .. }) = acts.first().cloned() else {
+            panic!("a PAC fetch")
+        };
+        agent.handle_pac(
+            op,
+            fetched("function FindProxyForURL(u, h) { for (;;) {} }"),
+            now,
+        );
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter().any(|l| l.contains("ran past its budget")),
+            "{logs:#?}"
+        );
+        assert!(logs.iter().any(|l| l.contains("Not Detected")));
+        assert!(logs.iter().any(|l| l.contains("Failing over to backup")));
+    }
+
+    #[test]
+    fn a_pac_download_that_never_ends_times_out() {
+        let now = Instant::now();
+        let (mut agent, acts, _) = direct_fails(pac_config(), now);
+        let Some(Action::FetchPac { op, .. }) = acts.first().cloned() else {
+            panic!("a PAC fetch")
+        };
+        agent.handle_timeout(now + PAC_FETCH_TIMEOUT);
+        let (acts, logs) = drain(&mut agent);
+        assert!(acts.contains(&Action::Cancel { op }));
+        assert!(logs.iter().any(|l| l.contains("timed out after 10s")));
+        // A late answer changes nothing.
+        agent.handle_pac(
+            op,
+            fetched("function FindProxyForURL(){return 'PROXY 1.1.1.1:1';}"),
+            now,
+        );
+        let (acts, _) = drain(&mut agent);
+        assert!(acts.is_empty(), "{acts:?}");
     }
 }

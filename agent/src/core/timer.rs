@@ -30,6 +30,10 @@ pub const MAX_PROBES: usize = 10;
 /// How long a tunnel connect (TCP or UDP handshake plus TLS/DTLS handshake) may take.
 pub const TUNNEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long fetching a PAC file (WPAD lookup, connect, GET) may take before the client
+/// carries on without a proxy (the vendor's 10 s API timeout).
+pub const PAC_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the client sends a keepalive frame over an idle tunnel.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -58,6 +62,8 @@ pub enum Timer {
     LdnsTry,
     /// When to give up on the tunnel connect and fail over.
     TunnelConnect,
+    /// When to give up on fetching the PAC file.
+    PacFetch,
     /// When to send the next keepalive.
     KeepaliveSend,
     /// When to declare a silent tunnel dead.
@@ -76,6 +82,7 @@ impl Timer {
             Timer::ProbeDeadline => "RTT probes over",
             Timer::LdnsTry => "LDNS answer timeout",
             Timer::TunnelConnect => "tunnel connect timeout",
+            Timer::PacFetch => "PAC fetch timeout",
             Timer::KeepaliveSend => "keepalive due",
             Timer::KeepaliveDeadline => "tunnel silent too long",
             Timer::Reconnect => "reconnect backoff over",

@@ -20,11 +20,7 @@ impl Agent {
             ),
         );
         let op = self.new_op();
-        let proxy = if target.via_proxy {
-            self.config.proxy
-        } else {
-            None
-        };
+        let proxy = target.proxy;
         self.push(Action::OpenTunnel {
             op,
             server_name: target.name.clone(),
@@ -69,41 +65,9 @@ impl Agent {
             self.proto = TunnelProto::Tls;
             return self.connect(target, rest, now);
         }
-        // Direct did not work: the system proxy, if there is one (HTTP CONNECT, TLS only).
-        if let (false, Some(proxy)) = (target.via_proxy, self.config.proxy) {
-            self.log(
-                Level::Info,
-                "Config",
-                format!(
-                    "System proxy configuration Detected , System proxy Count 1, Proxy {proxy}"
-                ),
-            );
-            self.log(
-                Level::Info,
-                "nsTunnel",
-                format!(
-                    "{proto} Connecting to {name}:{} through proxy {proxy}",
-                    addr.port()
-                ),
-            );
-            let target = Target {
-                via_proxy: true,
-                ..target
-            };
-            return self.connect(target, rest, now);
-        }
-        let mut rest = rest.into_iter();
-        match rest.next() {
-            Some(next) => {
-                self.log(
-                    Level::Warning,
-                    "nsTunnel",
-                    format!("{proto} Trying the next PoP: {}", next.name),
-                );
-                self.connect(next, rest.collect(), now);
-            }
-            None => self.role_failed(target.role, now),
-        }
+        // Over TLS: the next proxy (the system's, after a direct connect), then the
+        // next gateway.
+        self.after_connect_failure(target, rest, now);
     }
     /// Every way to reach the gateway in `role` failed.
     pub(super) fn role_failed(&mut self, role: Role, now: Instant) {

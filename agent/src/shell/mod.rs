@@ -8,6 +8,7 @@ pub mod dtls;
 mod https;
 mod ldns;
 mod net;
+mod pac;
 mod proxy;
 mod tls;
 mod tunnel;
@@ -105,6 +106,7 @@ enum ShellEvent {
     Probe(OpId, Result<(), NetError>),
     Ldns(OpId, LdnsOutcome),
     Tunnel(OpId, TunnelEvent),
+    Pac(OpId, crate::core::PacFetched),
 }
 
 /// The agent with its IO.
@@ -121,6 +123,7 @@ pub struct Shell<N: Net> {
     next_flow: u32,
     waiting_verdict: BTreeMap<u32, oneshot::Sender<FlowDecision>>,
     waiting_open: BTreeMap<u32, oneshot::Sender<Result<(), String>>>,
+    clock: WallClock,
 }
 
 impl<N: Net> Shell<N> {
@@ -128,7 +131,7 @@ impl<N: Net> Shell<N> {
     pub fn new(net: N, config: Config, shell: ShellConfig) -> Result<Shell<N>, ShellError> {
         let doh_tls = tls::client_config(&shell.public_roots, shell.clock.clone(), &[b"http/1.1"])?;
         let tunnel = tunnel::Security {
-            tls: tls::client_config(&shell.tenant_roots, shell.clock, &[])?,
+            tls: tls::client_config(&shell.tenant_roots, shell.clock.clone(), &[])?,
             dtls: None,
         };
         let agent = Agent::new(config);
@@ -144,6 +147,7 @@ impl<N: Net> Shell<N> {
             events_tx,
             events_rx,
             status,
+            clock: shell.clock,
             next_flow: 0,
             waiting_verdict: BTreeMap::new(),
             waiting_open: BTreeMap::new(),
@@ -229,6 +233,10 @@ impl<N: Net> Shell<N> {
             ShellEvent::Ldns(op, outcome) => {
                 self.tasks.remove(&op);
                 self.agent.handle_ldns(op, outcome, now);
+            }
+            ShellEvent::Pac(op, fetched) => {
+                self.tasks.remove(&op);
+                self.agent.handle_pac(op, fetched, now);
             }
             ShellEvent::Tunnel(op, event) => {
                 if matches!(event, TunnelEvent::Failed(_) | TunnelEvent::Closed(_)) {
@@ -365,6 +373,19 @@ impl<N: Net> Shell<N> {
                     if let Some(tx) = self.waiting_open.remove(&flow) {
                         let _ = tx.send(result);
                     }
+                }
+                Action::FetchPac { op, url } => {
+                    let fut = pac::fetch(
+                        self.net.clone(),
+                        self.agent.config().ldns,
+                        op,
+                        url,
+                        self.clock.clone(),
+                    );
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let _ = tx.send(ShellEvent::Pac(op, fut.await));
+                    });
                 }
                 Action::CloseTunnel { op } | Action::Cancel { op } => {
                     self.tunnels.remove(&op);

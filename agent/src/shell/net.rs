@@ -55,6 +55,14 @@ impl WallClock {
     pub fn now(&self) -> SystemTime {
         (self.0)()
     }
+
+    /// The time now in milliseconds since 1970 (negative before it).
+    pub fn unix_ms(&self) -> i64 {
+        match self.now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl std::fmt::Debug for WallClock {

@@ -79,6 +79,15 @@ impl DnsMap {
             .unwrap_or_default()
     }
 
+    /// Every live (name, address) pair, in address order.
+    pub fn live_pairs(&self, now: Instant) -> impl Iterator<Item = (&str, IpAddr)> + '_ {
+        self.entries.iter().flat_map(move |(ip, list)| {
+            list.iter()
+                .filter(move |(_, exp)| *exp > now)
+                .map(move |(n, _)| (n.as_str(), *ip))
+        })
+    }
+
     /// Drops expired entries.
     pub fn expire(&mut self, now: Instant) {
         self.entries.retain(|_, list| {

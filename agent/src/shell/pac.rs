@@ -1,0 +1,126 @@
+//! Fetching a PAC file: resolve the URL's host through the local resolver (as the OS
+//! would for WPAD's `wpad.<domain>`), then one plain HTTP/1.1 GET.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::HOST;
+use hyper_util::rt::TokioIo;
+
+use super::ldns;
+use super::net::{Net, WallClock};
+use super::tls::classify;
+use crate::core::dns::{self, Answer};
+use crate::core::{DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, PacFetched};
+use crate::pac::MAX_SCRIPT;
+
+/// Fetches the PAC file at `url` (the core's timer bounds the whole fetch).
+pub async fn fetch<N: Net>(
+    net: N,
+    ldns_addr: SocketAddr,
+    op: OpId,
+    url: String,
+    clock: WallClock,
+) -> PacFetched {
+    let outcome = match try_fetch(net, ldns_addr, op, &url).await {
+        Ok(outcome) => outcome,
+        Err(err) => HttpOutcome::Failed(err),
+    };
+    PacFetched {
+        outcome,
+        wall_unix_ms: clock.unix_ms(),
+    }
+}
+
+async fn try_fetch<N: Net>(
+    net: N,
+    ldns_addr: SocketAddr,
+    op: OpId,
+    url: &str,
+) -> Result<HttpOutcome, NetError> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| NetError::Other(format!("bad PAC URL {url}: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(NetError::Other(format!(
+            "PAC URL {url} is not http:// (the only scheme the client fetches PAC files by)"
+        )));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| NetError::Other(format!("PAC URL {url} has no host")))?
+        .trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(80);
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => resolve(net.clone(), ldns_addr, op, host).await?,
+    };
+    let tcp = net
+        .connect_tcp(SocketAddr::new(ip, port))
+        .await
+        .map_err(|e| classify(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| NetError::Other(e.to_string()))?;
+    let driver = tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let request = hyper::Request::builder()
+        .method("GET")
+        .uri(path)
+        .header(HOST, uri.authority().map_or(host, |a| a.as_str()))
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| NetError::Other(e.to_string()))?;
+    let result = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| NetError::Other(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_SCRIPT)
+            .collect()
+            .await
+            .map_err(|e| NetError::Other(format!("reading the PAC file: {e}")))?
+            .to_bytes()
+            .to_vec();
+        Ok(HttpOutcome::Response { status, body })
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// One A query for `host` to the local resolver.
+async fn resolve<N: Net>(
+    net: N,
+    ldns_addr: SocketAddr,
+    op: OpId,
+    host: &str,
+) -> Result<IpAddr, NetError> {
+    // The id only has to match its answer; the operation id keeps it deterministic.
+    let id = (op.0 & 0xffff) as u16;
+    let query = dns::build_query(id, host, None);
+    let bytes = match ldns::query(net, ldns_addr, DnsTransport::Udp, query).await {
+        LdnsOutcome::Response(bytes) => bytes,
+        LdnsOutcome::Failed(err) => {
+            return Err(NetError::Other(format!(
+                "{host} does not resolve: the local resolver {ldns_addr} failed: {err}"
+            )));
+        }
+    };
+    match dns::read_answer(id, &bytes) {
+        Ok(Answer::Addresses(ips)) => ips
+            .first()
+            .map(|ip| IpAddr::V4(*ip))
+            .ok_or_else(|| NetError::Other(format!("{host} does not resolve"))),
+        Ok(Answer::Rcode(rcode)) => Err(NetError::Other(format!(
+            "{host} does not resolve ({rcode})"
+        ))),
+        Ok(Answer::Empty | Answer::Truncated) => Err(NetError::Other(format!(
+            "{host} does not resolve (no address)"
+        ))),
+        Err(e) => Err(NetError::Other(format!("{host} does not resolve: {e}"))),
+    }
+}
