@@ -1,6 +1,12 @@
 //! What a run produced: the agent's log, the world's timeline, the outcome and flows,
 //! and how to render them for people (the snapshot), for machines (JSON) and as a
 //! one-line summary.
+//!
+//! - [`html`]: the self-contained HTML page of a run (`steerlab run --report`).
+//! - [`sequence`]: its sequence diagram, from the endpoint's recorded traffic.
+
+pub mod html;
+pub mod sequence;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::scenario::{ResolvedBy, TunnelState, Verdict};
+use crate::world::registry::Registry;
 
 /// The end state the `[expect]` table is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +65,9 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Every app flow, in order of appearance.
     pub flows: Vec<FlowRecord>,
+    /// The world's hosts by address, with their roles and names (labels the addresses
+    /// of a capture).
+    pub hosts: Registry,
 }
 
 impl RunReport {
@@ -101,3 +111,6 @@ impl RunReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,18 @@
 //! `steerlab run`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::expect::{self, Miss};
 use crate::pcap::export::Recorder;
 use crate::report::RunReport;
+use crate::report::html::{self, Page};
+use crate::report::sequence;
 use crate::scenario::{self, Scenario};
 use crate::world;
 
@@ -26,6 +30,10 @@ pub struct RunArgs {
     /// per scenario, when several run).
     #[arg(long, value_name = "OUT")]
     pcap: Option<PathBuf>,
+    /// Write a self-contained HTML report (sequence diagram, timeline, flows, log) here
+    /// (a folder, one `<name>.html` per scenario, when several run).
+    #[arg(long, value_name = "OUT")]
+    report: Option<PathBuf>,
     /// Use this seed instead of the scenario's.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -50,10 +58,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let several = files.len() > 1;
+    let progress = Progress::new(several, files.len());
     let mut results = Vec::new();
     for file in &files {
-        results.push(run_one(file, args, several));
+        progress.start(file);
+        results.push(run_one(file, args, several, &progress));
+        progress.done();
     }
+    progress.finish();
     let bad = results
         .iter()
         .filter(|r| matches!(r, Result::BadInput))
@@ -80,36 +92,47 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
+fn run_one(file: &Path, args: &RunArgs, several: bool, progress: &Progress) -> Result {
     let scenario = match scenario::load_file(file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            progress.quiet(|| eprintln!("{e}"));
             return Result::BadInput;
         }
     };
-    let recorder = args
-        .pcap
-        .as_ref()
-        .map(|_| Recorder::new(scenario.client.ip));
+    progress.named(&scenario.name);
+    let recorder =
+        (args.pcap.is_some() || args.report.is_some()).then(|| Recorder::new(scenario.client.ip));
     let report = match world::run_with(&scenario, args.seed, recorder.clone()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
+            progress.quiet(|| eprintln!("error: {}: {e}", file.display()));
             return Result::BadInput;
         }
     };
-    let misses = expect::check(&scenario.expect, &report);
+    progress.quiet(|| finish_one(file, &scenario, &report, recorder.as_ref(), args, several))
+}
+
+/// Checks, writes and prints one run.
+fn finish_one(
+    file: &Path,
+    scenario: &Scenario,
+    report: &RunReport,
+    recorder: Option<&Recorder>,
+    args: &RunArgs,
+    several: bool,
+) -> Result {
+    let misses = expect::check(&scenario.expect, report);
     let negative = is_negative(file);
     // A negative scenario passes when a checker fires.
     let passed = misses.is_empty() != negative;
     if let Some(out) = &args.log
-        && let Err(e) = write_out(out, &report, several, "log", log_text(&report).as_bytes())
+        && let Err(e) = write_out(out, report, several, "log", log_text(report).as_bytes())
     {
         eprintln!("error: cannot write the log to {}: {e}", out.display());
         return Result::BadInput;
     }
-    if let (Some(out), Some(recorder)) = (&args.pcap, &recorder) {
+    if let (Some(out), Some(recorder)) = (&args.pcap, recorder) {
         let epoch =
             std::time::Duration::from_millis(u64::try_from(scenario.clock_unix_ms).unwrap_or(0));
         let ng = out.extension().is_some_and(|e| e == "pcapng");
@@ -118,15 +141,22 @@ fn run_one(file: &Path, args: &RunArgs, several: bool) -> Result {
         } else {
             ("pcap", recorder.to_pcap(epoch))
         };
-        if let Err(e) = write_out(out, &report, several, ext, &bytes) {
+        if let Err(e) = write_out(out, report, several, ext, &bytes) {
             eprintln!("error: cannot write the capture to {}: {e}", out.display());
+            return Result::BadInput;
+        }
+    }
+    if let Some(out) = &args.report {
+        let page = report_page(scenario, report, recorder, &misses, passed);
+        if let Err(e) = write_out(out, report, several, "html", page.as_bytes()) {
+            eprintln!("error: cannot write the report to {}: {e}", out.display());
             return Result::BadInput;
         }
     }
     if args.json {
         println!("{}", report.json(passed));
     } else {
-        print_summary(&scenario, &report, &misses, negative, passed);
+        print_summary(scenario, report, &misses, negative, passed);
     }
     Result::Ran { passed }
 }
@@ -175,6 +205,78 @@ fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, p
             r.path.display(),
             r.seed
         );
+    }
+}
+
+/// The HTML report of one run: the recorder's traffic read back from its capture (with
+/// a zero epoch, so times are offsets into the run).
+fn report_page(
+    scenario: &Scenario,
+    report: &RunReport,
+    recorder: Option<&Recorder>,
+    misses: &[Miss],
+    passed: bool,
+) -> String {
+    let records = recorder
+        .map(|r| sequence::records_from_pcap(&r.to_pcap(Duration::ZERO)))
+        .unwrap_or_default();
+    let misses: Vec<String> = misses.iter().map(ToString::to_string).collect();
+    html::render(&Page {
+        report,
+        records: &records,
+        description: &scenario.description,
+        check: Some((passed, &misses)),
+    })
+}
+
+/// A progress bar on stderr while several scenarios run and stderr is a terminal
+/// (scenario n/N, its name, time elapsed); otherwise nothing beyond the usual output.
+struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    fn new(several: bool, total: usize) -> Progress {
+        if !several || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = ProgressBar::new(total as u64);
+        let style =
+            ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Progress(Some(bar))
+    }
+
+    fn start(&self, file: &Path) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(file.display().to_string());
+        }
+    }
+
+    fn named(&self, name: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(name.to_string());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Runs `f` (which prints) with the bar hidden.
+    fn quiet<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
     }
 }
 
