@@ -4,7 +4,9 @@
 //!
 //! - [`html`]: the self-contained HTML page of a run (`steerlab run --report`).
 //! - [`sequence`]: its sequence diagram, from the endpoint's recorded traffic.
+//! - [`exchange`]: that traffic collapsed to one arrow per exchange.
 
+pub mod exchange;
 pub mod html;
 pub mod sequence;
 
