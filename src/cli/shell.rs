@@ -4,6 +4,7 @@
 //! - `command`: the command language and its errors.
 //! - `session`: the edited scenario, simulated time, and what has been shown.
 //! - `document`: the scenario as a TOML document; what `save` writes.
+//! - `until`: `run until`, finding when a condition starts to hold.
 //! - `explain`: why a flow gets its verdict.
 //! - `complete`: tab completion for the line editor.
 //!
@@ -19,6 +20,7 @@ mod explain;
 mod session;
 #[cfg(test)]
 mod tests;
+mod until;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -202,7 +204,7 @@ fn execute(session: &mut Session, command: Command) -> Result<String, String> {
             process,
         } => explain::explain(session, &host, port, process.as_deref()),
         Command::Log(count) => Ok(session.log(count)),
-        Command::Save(out) => session.save(&out),
+        Command::Save { path, name } => session.save(&path, name.as_deref()),
         Command::Help(topic) => command::help(topic.as_deref()).map_err(|e| e.message),
         Command::Quit => Ok(String::new()),
     }
@@ -224,7 +226,7 @@ fn command_word(command: &Command) -> &'static str {
         Command::Flows => "flows",
         Command::Explain { .. } => "explain",
         Command::Log(_) => "log",
-        Command::Save(_) => "save",
+        Command::Save { .. } => "save",
         Command::Help(_) => "help",
         Command::Quit => "quit",
     }

@@ -56,8 +56,8 @@ pub enum Command {
     },
     /// `log [N|all]`.
     Log(LogCount),
-    /// `save OUT.toml`.
-    Save(PathBuf),
+    /// `save OUT.toml [NAME]`.
+    Save { path: PathBuf, name: Option<String> },
     /// `help [COMMAND]`.
     Help(Option<String>),
     /// `quit` (or `exit`).
@@ -165,8 +165,8 @@ pub const COMMANDS: [(&str, &str, &str); 18] = [
     ),
     (
         "save",
-        "save OUT.toml",
-        "write the scenario with what was done, up to now",
+        "save OUT.toml [NAME]",
+        "write the scenario with what was done, up to now (NAME: a new `name` for it)",
     ),
     ("help", "help [COMMAND]", "this list, or one command"),
     ("quit", "quit", "leave the shell (also `exit`)"),
@@ -217,7 +217,17 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
         "flows" => none().map(|()| Command::Flows)?,
         "explain" => explain(rest).map_err(err)?,
         "log" => Command::Log(log_count(rest).map_err(err)?),
-        "save" => Command::Save(PathBuf::from(one("output file")?)),
+        "save" => match rest {
+            [] => return Err(err("missing the output file".to_string())),
+            [path] => Command::Save {
+                path: PathBuf::from(path),
+                name: None,
+            },
+            [path, name @ ..] => Command::Save {
+                path: PathBuf::from(path),
+                name: Some(name.join(" ")),
+            },
+        },
         "help" | "?" => match rest {
             [] => Command::Help(None),
             [topic] => Command::Help(Some(topic.to_ascii_lowercase())),
@@ -422,20 +432,19 @@ fn log_count(rest: &[String]) -> Result<LogCount, String> {
 
 /// The `help` text: every command, or one.
 pub fn help(topic: Option<&str>) -> Result<String, CommandError> {
-    let width = COMMANDS.iter().map(|(_, u, _)| u.len()).max().unwrap_or(0);
-    let line = |(_, usage, what): &(&str, &str, &str)| format!("  {usage:<width$}  {what}\n");
+    let entry = |(_, usage, what): &(&str, &str, &str)| format!("  {usage}\n      {what}\n");
     match topic {
         None => {
             let mut out = String::from("commands (DURATION like 250ms, 10s, 2m):\n");
-            for entry in COMMANDS.iter().filter(|(w, _, _)| *w != "exit") {
-                out.push_str(&line(entry));
+            for e in COMMANDS.iter().filter(|(w, _, _)| *w != "exit") {
+                out.push_str(&entry(e));
             }
             Ok(out)
         }
         Some(topic) => COMMANDS
             .iter()
             .find(|(w, _, _)| *w == topic)
-            .map(line)
+            .map(entry)
             .ok_or_else(|| CommandError {
                 command: "help".to_string(),
                 message: format!("no command `{topic}`"),

@@ -59,15 +59,23 @@ fn event(at: Duration, word: &str) -> Table {
 
 /// Sets the top-level `duration`, keeping a comment after the old value.
 pub fn set_duration(doc: &mut DocumentMut, to: Duration) {
-    let text = format_duration(to);
-    match doc.get_mut("duration").and_then(Item::as_value_mut) {
+    set_top(doc, "duration", format_duration(to));
+}
+
+/// Sets the top-level `name`, keeping a comment after the old value.
+pub fn set_name(doc: &mut DocumentMut, name: &str) {
+    set_top(doc, "name", name.to_string());
+}
+
+fn set_top(doc: &mut DocumentMut, key: &str, text: String) {
+    match doc.get_mut(key).and_then(Item::as_value_mut) {
         Some(v) => {
             let decor = v.decor().clone();
             *v = Value::from(text);
             *v.decor_mut() = decor;
         }
         None => {
-            doc.insert("duration", value(text));
+            doc.insert(key, value(text));
         }
     }
 }

@@ -17,12 +17,10 @@ use toml_edit::DocumentMut;
 
 use super::command::{LogCount, RuleChange, SERVICE_HOSTS, Until};
 use super::document;
-use crate::logs::events::{Event as LogEvent, classify};
-use crate::logs::parse::parse_log;
+use super::until::{self, Goal, world_lines};
 use crate::report::RunReport;
 use crate::scenario::{
     self, EventAction, FirewallPlace, LoadError, Rule, Scenario, TunnelState, format_duration,
-    parse_clock,
 };
 use crate::world::{self, WorldError};
 
@@ -138,6 +136,9 @@ impl Session {
             ));
         }
         let end = self.checked_time(cap)?;
+        if let Until::Flow(host) = until {
+            self.check_flow_host(host)?;
+        }
         let goal = Goal::new(until, &self.report);
         if let Goal::Tunnel { up } = goal
             && goal.holds(&self.report)
@@ -148,7 +149,9 @@ impl Session {
                 stamp(self.now)
             ));
         }
-        let (to, report, found) = self.search(&goal, end)?;
+        let epoch_ms = self.scenario.clock_unix_ms;
+        let (to, report, found) =
+            until::search(&goal, self.now, end, epoch_ms, |t| self.run_to(t))?;
         let mut out = self.advance(to, report);
         if found {
             let _ = writeln!(out, "{} at {}", goal.describe(&self.report), stamp(to));
@@ -366,14 +369,13 @@ impl Session {
                 mark(&pop.name),
             ]);
         }
-        let second = s.pops.get(1).or(s.pops.first());
         rows.push([
             "backup".to_string(),
             s.backup
                 .location
                 .clone()
-                .or_else(|| second.map(|p| p.location.clone()))
-                .unwrap_or_default(),
+                .or_else(|| s.pops.get(1).map(|p| p.location.clone()))
+                .unwrap_or_else(|| "-".to_string()),
             format_duration(s.backup.latency),
             s.backup
                 .ip
@@ -442,13 +444,21 @@ impl Session {
 
     /// `save OUT`: the original text with the session's events, events after now
     /// dropped, `duration` = now and `[expect]` = what the session saw.
-    pub fn save(&self, out: &Path) -> Result<String, String> {
-        let saved = document::saved(&self.doc, &self.path, out, self.now, &self.report)?;
+    pub fn save(&self, out: &Path, name: Option<&str>) -> Result<String, String> {
+        let mut doc = self.doc.clone();
+        if let Some(name) = name {
+            document::set_name(&mut doc, name);
+        }
+        let saved = document::saved(&doc, &self.path, out, self.now, &self.report)?;
         // What is written must load and be the scenario that ran.
         let loaded = scenario::load_str(&saved.text, out).map_err(|e| {
             format!(
                 "the saved scenario would not load ({}); nothing was written",
-                e.message
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
             )
         })?;
         if loaded.events.iter().any(|e| e.at > self.now) {
@@ -600,8 +610,29 @@ impl Session {
         self.scenario.events.iter().filter(move |e| e.at <= now)
     }
 
+    /// A host apps can connect to: an origin, one of its aliases, or an IPv4 address.
+    fn check_flow_host(&self, host: &str) -> Result<(), String> {
+        let origins = &self.scenario.origins;
+        let known = origins.iter().any(|o| {
+            o.host.eq_ignore_ascii_case(host)
+                || o.aliases.iter().any(|a| a.eq_ignore_ascii_case(host))
+        });
+        if known || host.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Ok(());
+        }
+        let names: Vec<&str> = origins.iter().map(|o| o.host.as_str()).collect();
+        Err(if names.is_empty() {
+            format!("`{host}` is not an origin of this scenario (it has no [[origins]])")
+        } else {
+            format!(
+                "`{host}` is not an origin of this scenario ({})",
+                names.join(", ")
+            )
+        })
+    }
+
     fn checked_time(&self, by: Duration) -> Result<Duration, String> {
-        let to = self.now + by;
+        let to = self.now.checked_add(by).unwrap_or(Duration::MAX);
         if to > MAX_TIME {
             return Err(format!(
                 "a session ends at {}; it is {} now",
@@ -686,57 +717,6 @@ impl Session {
         line.push('\n');
         line
     }
-
-    /// Finds the first time in `(now, end]` the goal holds: runs to growing horizons,
-    /// checks the times where the log or the timeline says something relevant, and
-    /// falls back to bisecting when none of them is it.
-    fn search(&self, goal: &Goal, end: Duration) -> Result<(Duration, RunReport, bool), String> {
-        let mut checked = self.now;
-        let mut horizon = self.now;
-        let mut span = Duration::from_secs(10);
-        loop {
-            horizon = (horizon + span).min(end);
-            span *= 4;
-            let long = self.run_to(horizon)?;
-            for t in goal.candidates(&long, self.scenario.clock_unix_ms, checked, horizon) {
-                for t in [t, t + world::TICK] {
-                    if t > horizon {
-                        continue;
-                    }
-                    let report = if t == horizon {
-                        long.clone()
-                    } else {
-                        self.run_to(t)?
-                    };
-                    if goal.holds(&report) {
-                        return Ok((t, report, true));
-                    }
-                }
-            }
-            if goal.holds(&long) {
-                // Bisect (checked, horizon]: not holding at `lo`, holding at `hi`.
-                let (mut lo, mut hi, mut at_hi) = (checked, horizon, long);
-                while hi - lo > world::TICK {
-                    let mid = lo + (hi - lo) / 2;
-                    let mid = Duration::from_millis(mid.as_millis() as u64);
-                    if mid <= lo {
-                        break;
-                    }
-                    let report = self.run_to(mid)?;
-                    if goal.holds(&report) {
-                        (hi, at_hi) = (mid, report);
-                    } else {
-                        lo = mid;
-                    }
-                }
-                return Ok((hi, at_hi, true));
-            }
-            checked = horizon;
-            if horizon >= end {
-                return Ok((horizon, long, false));
-            }
-        }
-    }
 }
 
 /// What became of one connect event so far.
@@ -744,201 +724,6 @@ impl Session {
 pub enum FlowRow<'a> {
     Done(&'a crate::report::FlowRecord),
     Pending { process: String, target: String },
-}
-
-/// What `run until` waits for, with what was there before it started.
-#[derive(Debug, Clone)]
-enum Goal {
-    Tunnel {
-        up: bool,
-    },
-    Flow {
-        host: String,
-        flows_before: usize,
-        unresolved_before: usize,
-    },
-}
-
-impl Goal {
-    fn new(until: &Until, now: &RunReport) -> Goal {
-        match until {
-            Until::TunnelUp => Goal::Tunnel { up: true },
-            Until::TunnelDown => Goal::Tunnel { up: false },
-            Until::Flow(host) => Goal::Flow {
-                host: host.to_ascii_lowercase(),
-                flows_before: flows_to(now, host),
-                unresolved_before: unresolved(now, host),
-            },
-        }
-    }
-
-    fn name(&self) -> String {
-        match self {
-            Goal::Tunnel { up: true } => "tunnel-up".to_string(),
-            Goal::Tunnel { up: false } => "tunnel-down".to_string(),
-            Goal::Flow { host, .. } => format!("a flow to {host}"),
-        }
-    }
-
-    fn holds(&self, r: &RunReport) -> bool {
-        match self {
-            Goal::Tunnel { up } => (r.outcome.tunnel != TunnelState::Down) == *up,
-            Goal::Flow {
-                host,
-                flows_before,
-                unresolved_before,
-            } => flows_to(r, host) > *flows_before || unresolved(r, host) > *unresolved_before,
-        }
-    }
-
-    /// What happened, once it holds in `r`.
-    fn describe(&self, r: &RunReport) -> String {
-        match self {
-            Goal::Tunnel { up: true } => format!(
-                "tunnel up ({}{})",
-                r.outcome.tunnel.as_str(),
-                r.outcome
-                    .gateway
-                    .as_ref()
-                    .map(|g| format!(" to {g}"))
-                    .unwrap_or_default()
-            ),
-            Goal::Tunnel { up: false } => "tunnel down".to_string(),
-            Goal::Flow {
-                host, flows_before, ..
-            } => match r
-                .flows
-                .iter()
-                .filter(|f| f.host.eq_ignore_ascii_case(host))
-                .nth(*flows_before)
-            {
-                Some(f) => format!(
-                    "flow {} {} {} ({}; {})",
-                    f.process,
-                    f.addr,
-                    f.verdict.as_str(),
-                    f.reason,
-                    f.outcome
-                ),
-                None => format!("no flow to {host}: the app could not resolve it"),
-            },
-        }
-    }
-
-    /// Times in `(after, until]` where `r`'s lines suggest the goal may start to hold.
-    fn candidates(
-        &self,
-        r: &RunReport,
-        epoch_ms: i64,
-        after: Duration,
-        until: Duration,
-    ) -> Vec<Duration> {
-        let mut times = BTreeSet::new();
-        match self {
-            Goal::Tunnel { up } => {
-                for line in &r.log {
-                    let Some(at) = log_time(line, epoch_ms) else {
-                        continue;
-                    };
-                    let Ok(entries) = parse_log(line) else {
-                        continue;
-                    };
-                    let relevant = entries.iter().any(|e| {
-                        let event = classify(e);
-                        if *up {
-                            matches!(event, LogEvent::Connected { .. })
-                        } else {
-                            matches!(
-                                event,
-                                LogEvent::Disconnected
-                                    | LogEvent::Connecting { .. }
-                                    | LogEvent::HandshakeFailed { .. }
-                                    | LogEvent::ConnectFailed { .. }
-                                    | LogEvent::Failover { .. }
-                                    | LogEvent::FallbackToTls
-                            )
-                        }
-                    });
-                    if relevant {
-                        times.insert(at);
-                    }
-                }
-                if !up {
-                    for line in world_lines(r) {
-                        let Some((at, text)) = world_time(line) else {
-                            continue;
-                        };
-                        if text.starts_with("stop agent") || text.starts_with("move ") {
-                            times.insert(at);
-                        }
-                    }
-                }
-            }
-            Goal::Flow { host, .. } => {
-                let target = format!(" {host}:");
-                let unresolved = format!(" could not resolve {host}:");
-                for line in world_lines(r) {
-                    let Some((at, text)) = world_time(line) else {
-                        continue;
-                    };
-                    let text = text.to_ascii_lowercase();
-                    if (text.starts_with("flow ") && text.contains(&target))
-                        || text.contains(&unresolved)
-                    {
-                        times.insert(at);
-                    }
-                }
-            }
-        }
-        times
-            .into_iter()
-            .filter(|t| *t > after && *t <= until)
-            .collect()
-    }
-}
-
-fn flows_to(r: &RunReport, host: &str) -> usize {
-    r.flows
-        .iter()
-        .filter(|f| f.host.eq_ignore_ascii_case(host))
-        .count()
-}
-
-fn unresolved(r: &RunReport, host: &str) -> usize {
-    let needle = format!(" could not resolve {}:", host.to_ascii_lowercase());
-    world_lines(r)
-        .iter()
-        .filter(|l| l.to_ascii_lowercase().contains(&needle))
-        .count()
-}
-
-/// The timeline without its closing `end:` line (which every run adds).
-fn world_lines(r: &RunReport) -> &[String] {
-    match r.timeline.split_last() {
-        Some((last, rest)) if world_time(last).is_some_and(|(_, t)| t.starts_with("end: ")) => rest,
-        _ => &r.timeline,
-    }
-}
-
-/// `+12.345s text` into its time and text.
-fn world_time(line: &str) -> Option<(Duration, &str)> {
-    let rest = line.strip_prefix('+')?;
-    let (stamp, text) = rest.split_once("s ")?;
-    let (secs, ms) = stamp.split_once('.')?;
-    let secs: u64 = secs.parse().ok()?;
-    let ms: u64 = ms.parse().ok()?;
-    Some((Duration::from_secs(secs) + Duration::from_millis(ms), text))
-}
-
-/// The simulated time of an agent log line (`2019/10/14 11:40:49.871 ...`).
-fn log_time(line: &str, epoch_ms: i64) -> Option<Duration> {
-    let mut words = line.split_whitespace();
-    let date = words.next()?.replace('/', "-");
-    let time = words.next()?;
-    let unix_ms = parse_clock(&format!("{date}T{time}Z")).ok()?;
-    u64::try_from(unix_ms - epoch_ms)
-        .ok()
-        .map(Duration::from_millis)
 }
 
 fn common_prefix(a: &[String], b: &[String]) -> usize {

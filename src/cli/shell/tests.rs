@@ -63,6 +63,13 @@ fn parses_the_commands() -> Result<(), String> {
         }
     );
     assert_eq!(ok("log all")?, Command::Log(LogCount::All));
+    assert_eq!(
+        ok("save out.toml The POC, fixed")?,
+        Command::Save {
+            path: "out.toml".into(),
+            name: Some("The POC, fixed".into())
+        }
+    );
     assert_eq!(ok("log")?, Command::Log(LogCount::Last(20)));
     assert_eq!(ok("exit")?, Command::Quit);
     assert_eq!(command::parse("   ").map_err(|e| e.to_string())?, None);
@@ -260,10 +267,13 @@ fn a_session_steps_adds_events_and_saves_what_reproduces_its_log() -> Result<(),
     );
     assert!(explain.contains("verdict       tunneled"), "{explain}");
     let out = path.with_file_name("small-saved.toml");
-    let msg = s.save(&out)?;
+    let msg = s.save(&out, Some("small, saved"))?;
     assert!(msg.contains("1 later event(s)"), "{msg}");
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    assert!(text.contains("# a comment that must survive"), "{text}");
+    assert!(
+        text.contains("name = \"small, saved\"   # a comment that must survive"),
+        "{text}"
+    );
     assert!(!text.contains("do = \"partition\""), "{text}");
     let saved = crate::scenario::load_file(&out).map_err(|e| e.to_string())?;
     let report = crate::world::run(&saved, None).map_err(|e| e.to_string())?;
