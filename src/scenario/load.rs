@@ -34,7 +34,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, LoadError> {
 /// named like these.
 const SERVICE_HOSTS: [&str; 6] = ["backup", "doh", "ldns", "gslb", "proxy", "pac"];
 /// `do` words and the keys each takes besides `at` and `do`.
-const EVENT_KEYS: [(&str, &[&str]); 7] = [
+const EVENT_KEYS: [(&str, &[&str]); 8] = [
     ("start", &[]),
     ("stop", &[]),
     ("connect", &["process", "target", "via_proxy", "dns"]),
@@ -42,6 +42,7 @@ const EVENT_KEYS: [(&str, &[&str]); 7] = [
     ("partition", &["host"]),
     ("repair", &["host"]),
     ("move", &["location"]),
+    ("login", &[]),
 ];
 /// `2019-10-14T11:40:40Z`, the default `clock`.
 const DEFAULT_CLOCK_UNIX_MS: i64 = 1_571_053_240_000;
@@ -368,6 +369,15 @@ impl Source<'_> {
             }
             n.udp_loss = loss.into_inner();
         }
+        if let Some(vpn) = &raw.vpn {
+            let (span, vpn) = (vpn.span(), vpn.get_ref());
+            let egress = self.required(&vpn.egress, "egress", "network.vpn", &span)?;
+            let egress = self.check(egress, location)?;
+            let latency = self
+                .opt(&vpn.latency, parse_duration)?
+                .unwrap_or(Duration::from_millis(80));
+            n.vpn = Some(Vpn { egress, latency });
+        }
         Ok(n)
     }
 
@@ -445,6 +455,7 @@ impl Source<'_> {
                     dns,
                 }
             }
+            "login" => EventAction::Login,
             "move" => {
                 let location = self.check(required(&ev.location, "location")?, location)?;
                 EventAction::Move { location }

@@ -264,6 +264,18 @@ pub struct Network {
     /// Extension: the share (0 to 1) of the endpoint's UDP datagrams lost on the way
     /// out, drawn from the seeded RNG. Default 0.
     pub udp_loss: f64,
+    /// Extension: a full-tunnel corporate VPN on the endpoint that carries all internet
+    /// traffic (the gateway ranges and DoH included) out at another location.
+    pub vpn: Option<Vpn>,
+}
+
+/// `network.vpn`: a third-party full-tunnel VPN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpn {
+    /// Where the VPN's traffic reaches the internet (a location like `"eu-west"`).
+    pub egress: String,
+    /// One-way latency from the endpoint to the VPN's egress; default `"80ms"`.
+    pub latency: Duration,
 }
 
 /// `network.proxy`: an explicit HTTP proxy.
@@ -362,6 +374,9 @@ pub enum EventAction {
     /// perimeter firewall rules of the old network no longer apply, DoH with ECS answers
     /// for the new location, and the agent sees a network change.
     Move { location: String },
+    /// Extension: the user logs in at the captive portal: `redirect` rules stop
+    /// applying, as the portal now lets the endpoint out.
+    Login,
 }
 
 /// `where` of a `rule` event: `"host"` (the endpoint's firewall) | `"perimeter"`.

@@ -159,6 +159,14 @@ pub(super) struct RawNetwork {
     pub direct_egress: Option<bool>,
     pub path_mtu: Option<Spanned<u32>>,
     pub udp_loss: Option<Spanned<f64>>,
+    pub vpn: Option<Spanned<RawVpn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawVpn {
+    pub egress: S,
+    pub latency: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,6 +293,7 @@ impl Default for Network {
             direct_egress: true,
             path_mtu: None,
             udp_loss: 0.0,
+            vpn: None,
         }
     }
 }

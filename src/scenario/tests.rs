@@ -47,7 +47,7 @@ Rule { action: Block, proto: Any, port: None, target: None, text: "block any" }]
 perimeter_firewall: [Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" },
 Rule { action: Inspect, proto: Tcp, port: Some(443), target: None, text: "inspect tcp/443" }],
 proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual }),
-pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0 }, policy: Policy { block: [] },
+pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [] },
 events: [Event { at: 0ns, action: Start },
 Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false, dns: Os } },
 Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } },
@@ -71,7 +71,7 @@ origins: [],
 network: Network { host_firewall: [],
 perimeter_firewall: [],
 proxy: None,
-pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0 }, policy: Policy { block: [] },
+pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [] },
 events: [],
 expect: Expect { resolved_by: None, gateway: None, tunnel: None,
 flows: None } }
@@ -206,7 +206,7 @@ const ERRORS: &str = r#"
 7:8 `a..b` is not a host name <- [[origins]]|host = 'a..b'|ip = '1.1.1.1'
 6:1 missing `at` in [[events]] <- [[events]]|do = 'start'
 7:6 event at 61s is after the end of the run <- [[events]]|at = '61s'|do = 'start'
-8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair", "move" <- [[events]]|at = '1s'|do = 'begin'
+8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair", "move", "login" <- [[events]]|at = '1s'|do = 'begin'
 10:11 `process` does not apply to do = "partition" => do = "partition" takes at, do, host; remove `process` <- [[events]]|at = '1s'|do = 'partition'|host = 'nyc1'|process = 'x'
 12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "pac", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
 6:1 missing `target` in [[events]] <- [[events]]|at = '1s'|do = 'connect'|process = 'a'

@@ -204,8 +204,10 @@ impl Plan {
         // Every location a client can be in: its own, its resolver's, the PoPs' (where
         // the endpoint may move to).
         let pop_locations = s.pops.iter().map(|p| &p.location);
+        let egress = s.network.vpn.as_ref().map(|v| &v.egress);
         for location in [&s.client.location, &s.dns.ldns_location]
             .into_iter()
+            .chain(egress)
             .chain(pop_locations)
         {
             by_location.insert(location.clone(), nearest_pop(s, location));
@@ -230,7 +232,13 @@ impl Plan {
         }
         let client_net = ipnet::Ipv4Net::new(s.client.ip, 24).map(|n| n.trunc());
         if let Ok(net) = client_net {
-            zone.locate(net, &s.client.location);
+            // Through a full-tunnel VPN, resolvers see the VPN's egress, not the site.
+            let seen_at = s
+                .network
+                .vpn
+                .as_ref()
+                .map_or(&s.client.location, |v| &v.egress);
+            zone.locate(net, seen_at);
         }
         if let Ok(net) = ipnet::Ipv4Net::new(s.dns.ldns, 32) {
             zone.locate(net, &s.dns.ldns_location);
@@ -262,6 +270,17 @@ impl Plan {
 }
 
 /// The PoP in `location`, else the one with the lowest latency from the endpoint.
+/// The one-way latency from the endpoint to a host at `location` that the scenario puts
+/// `latency` away. Through a full-tunnel VPN: to the VPN's egress, then on from there
+/// (hosts in the egress location are one default link away; the rest keep theirs).
+fn path_latency(s: &Scenario, location: Option<&str>, latency: Duration) -> Duration {
+    match &s.network.vpn {
+        None => latency,
+        Some(vpn) if location == Some(vpn.egress.as_str()) => vpn.latency + DEFAULT_LINK_LATENCY,
+        Some(vpn) => vpn.latency + latency,
+    }
+}
+
 fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
     s.pops
         .iter()
@@ -304,7 +323,7 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
 fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
     let mut pops: Vec<&crate::scenario::Pop> = s.pops.iter().collect();
     if s.tenant.gslb_order.is_empty() {
-        pops.sort_by_key(|p| p.latency);
+        pops.sort_by_key(|p| path_latency(s, Some(&p.location), p.latency));
     } else {
         pops.sort_by_key(|p| {
             s.tenant
@@ -412,14 +431,15 @@ fn drive(
             plan.gateway_name.clone(),
             format!("gateway-{}.{domain}", pop.name),
         ];
-        gateways.push((pop.name.clone(), pop.ip, names, pop.cert, pop.latency));
+        let latency = path_latency(s, Some(&pop.location), pop.latency);
+        gateways.push((pop.name.clone(), pop.ip, names, pop.cert, latency));
     }
     gateways.push((
         "backup".to_string(),
         plan.backup,
         vec![plan.backup_name.clone()],
         s.backup.cert,
-        s.backup.latency,
+        path_latency(s, s.backup.location.as_deref(), s.backup.latency),
     ));
     for (name, ip, names, cert, latency) in gateways {
         let (by, expired) = authority(cert, Authority::Tenant);
@@ -617,9 +637,30 @@ fn drive(
         Ok(())
     });
 
-    // Links exist once both ends are registered.
+    // Links exist once both ends are registered. Through a VPN, every internet host is
+    // farther away.
+    if let Some(vpn) = &s.network.vpn {
+        let internet = [plan.doh, plan.gslb]
+            .into_iter()
+            .chain(s.origins.iter().map(|o| o.ip))
+            .filter(|ip| !ip.is_private());
+        for ip in internet {
+            latencies.push((ip, vpn.latency + DEFAULT_LINK_LATENCY));
+        }
+    }
     for (ip, latency) in latencies {
         sim.set_link_latency(IpAddr::V4(plan.endpoint), IpAddr::V4(ip), latency);
+    }
+
+    if let Some(vpn) = &s.network.vpn {
+        timeline.push_at(
+            Duration::ZERO,
+            format!(
+                "full-tunnel VPN: internet traffic leaves in {} ({} one way to its egress)",
+                vpn.egress,
+                crate::scenario::format_duration(vpn.latency)
+            ),
+        );
     }
 
     // The driver.
@@ -658,6 +699,10 @@ fn drive(
                         sim.repair(a, b);
                     }
                     format!("{} {host}", if cut { "partition" } else { "repair" })
+                }
+                EventAction::Login => {
+                    lock(&path)?.log_in();
+                    "user logs in at the captive portal: redirect rules no longer apply".to_string()
                 }
                 EventAction::Move { location } => {
                     lock(&path)?.leave_perimeter();

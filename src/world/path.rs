@@ -61,6 +61,8 @@ pub struct Path {
     rng: Option<fastrand::Rng>,
     /// Without direct egress, only private addresses and this proxy are reachable.
     proxy_only: Option<Ipv4Addr>,
+    /// The user logged in at the captive portal: `redirect` rules no longer apply.
+    logged_in: bool,
 }
 
 /// IPv4 plus UDP headers, added to a payload to compare it with the path MTU.
@@ -77,6 +79,7 @@ impl Path {
             udp_loss: 0.0,
             rng: None,
             proxy_only: None,
+            logged_in: false,
         }
     }
 
@@ -123,6 +126,12 @@ impl Path {
         self.perimeter_rules.clear();
     }
 
+    /// The user logged in at the captive portal: from now on `redirect` rules are
+    /// skipped (the next rule, or none, decides).
+    pub fn log_in(&mut self) {
+        self.logged_in = true;
+    }
+
     /// Cuts `ip` off (or heals it).
     pub fn set_partitioned(&mut self, ip: Ipv4Addr, cut: bool) {
         if cut {
@@ -149,10 +158,10 @@ impl Path {
             ("host firewall", &self.host_rules),
             ("perimeter firewall", &self.perimeter_rules),
         ] {
-            if let Some(rule) = rules
-                .iter()
-                .find(|r| matches(r, registry, transport, dst, port))
-            {
+            if let Some(rule) = rules.iter().find(|r| {
+                !(self.logged_in && r.action == RuleAction::Redirect)
+                    && matches(r, registry, transport, dst, port)
+            }) {
                 let why = format!("{place} rule `{rule}`");
                 match rule.action {
                     RuleAction::Allow => {}
