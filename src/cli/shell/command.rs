@@ -173,8 +173,8 @@ pub const COMMANDS: [(&str, &str, &str); 18] = [
     ("exit", "exit", "leave the shell"),
 ];
 
-/// The hosts `partition`, `repair` and `explain` name besides PoPs and origins.
-pub const SERVICE_HOSTS: [&str; 5] = ["backup", "doh", "ldns", "gslb", "proxy"];
+/// The hosts `partition` and `repair` name besides PoPs and origins.
+pub const SERVICE_HOSTS: [&str; 6] = ["backup", "doh", "ldns", "gslb", "proxy", "pac"];
 
 /// Parses one line. `Ok(None)`: nothing to do (blank, or a `#` comment).
 pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {

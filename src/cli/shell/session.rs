@@ -188,8 +188,8 @@ impl Session {
 
     /// `partition HOST` or `repair HOST`.
     pub fn partition(&mut self, host: &str, cut: bool) -> Result<String, String> {
-        if host.eq_ignore_ascii_case("proxy") && self.scenario.network.proxy.is_none() {
-            return Err("this scenario has no proxy ([network] proxy)".to_string());
+        if let Some(missing) = self.missing_service(host) {
+            return Err(missing.to_string());
         }
         let word = if cut { "partition" } else { "repair" };
         let table = document::host_event(self.now, word, host);
@@ -496,7 +496,7 @@ impl Session {
         hosts.extend(
             SERVICE_HOSTS
                 .iter()
-                .filter(|h| **h != "proxy" || s.network.proxy.is_some())
+                .filter(|h| self.missing_service(h).is_none())
                 .map(|h| h.to_string()),
         );
         let mut origins = BTreeSet::new();
@@ -608,6 +608,18 @@ impl Session {
     fn past_events(&self) -> impl Iterator<Item = &scenario::Event> {
         let now = self.now;
         self.scenario.events.iter().filter(move |e| e.at <= now)
+    }
+
+    /// Why `host`, a service host the scenario may not have, is not in this world.
+    fn missing_service(&self, host: &str) -> Option<&'static str> {
+        let s = &self.scenario;
+        if host.eq_ignore_ascii_case("proxy") && s.network.proxy.is_none() {
+            return Some("this scenario has no proxy ([network] proxy)");
+        }
+        if host.eq_ignore_ascii_case("pac") && world::pac::discovery(s).is_none() {
+            return Some("this scenario has no PAC server (no PAC or WPAD discovery)");
+        }
+        None
     }
 
     /// A host apps can connect to: an origin, one of its aliases, or an IPv4 address.

@@ -317,3 +317,32 @@ fn bad_session_commands_say_why_and_change_nothing() -> Result<(), String> {
     assert_eq!(s.scenario().events.len(), before);
     Ok(())
 }
+
+proptest! {
+    // Each case loads the scenario (no world run): commands that do not move time.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn commands_that_do_not_move_time_never_panic(
+        lines in prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "connect", "rule add host", "rule remove host", "rule add perimeter",
+                    "rule remove perimeter", "partition", "repair", "start", "stop", "move",
+                    "status", "pops", "flows", "explain", "log", "help",
+                ]),
+                prop::collection::vec("[a-zA-Z0-9:./*\"_ -]{0,14}", 0..4),
+            ),
+            1..8,
+        ),
+    ) {
+        let path = scenario_file("fuzz.toml", SMALL).map_err(TestCaseError::fail)?;
+        let mut s = Session::open(&path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (word, rest) in lines {
+            let line = format!("{word} {}", rest.join(" "));
+            if let Ok(Some(command)) = command::parse(&line) {
+                let _ = super::execute(&mut s, command);
+            }
+        }
+    }
+}
