@@ -158,7 +158,11 @@ fn run_line(session: &mut Session, line: &str) -> Next {
     match execute(session, command) {
         Ok(text) => {
             let mut out = std::io::stdout().lock();
-            if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
                 // Nobody reads the output any more (a closed pipe): stop.
                 return Next::Quit;
             }
