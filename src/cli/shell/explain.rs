@@ -325,6 +325,9 @@ fn firewall(session: &Session, ip: Ipv4Addr, port: u16, verdict: Verdict) -> Str
         PathVerdict::Inspect { why } => {
             format!("is inspected ({why}): re-signed by the firewall's CA")
         }
+        PathVerdict::InterceptDns { why } => {
+            format!("is answered by the site's resolver ({why})")
+        }
     };
     match verdict {
         Verdict::Tunneled => {

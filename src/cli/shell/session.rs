@@ -252,13 +252,10 @@ impl Session {
                     .map(|(_, r)| r.to_string())
                     .collect();
                 // Events at one time apply in order and each goes first: add in reverse.
-                let mut tables: Vec<_> = std::iter::once("allow any".to_string())
+                let tables: Vec<_> = std::iter::once("allow any".to_string())
                     .chain(remaining.iter().rev().cloned())
                     .map(|r| document::rule_event(self.now, place, &r))
                     .collect();
-                if tables.is_empty() {
-                    tables.push(document::rule_event(self.now, place, "allow any"));
-                }
                 let comment = format!(
                     "# rule remove {place} `{rule}`: the remaining rules again, ahead of the old \
                      list, then `allow any`"
@@ -278,7 +275,7 @@ impl Session {
     pub fn status(&self) -> String {
         let outcome = &self.report.outcome;
         let mut out = String::new();
-        let wall = self.scenario.clock_unix_ms + millis(self.now);
+        let wall = self.scenario.clock_unix_ms.saturating_add(millis(self.now));
         let _ = writeln!(
             out,
             "time         {} ({})",
@@ -644,6 +641,12 @@ impl Session {
     }
 
     fn checked_time(&self, by: Duration) -> Result<Duration, String> {
+        if by.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!(
+                "`{}` is not a whole number of milliseconds: the world moves 1 ms at a time",
+                format_duration(by)
+            ));
+        }
         let to = self.now.checked_add(by).unwrap_or(Duration::MAX);
         if to > MAX_TIME {
             return Err(format!(

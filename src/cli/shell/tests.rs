@@ -314,7 +314,23 @@ fn bad_session_commands_say_why_and_change_nothing() -> Result<(), String> {
         .err()
         .unwrap_or_default();
     assert!(e.contains("unknown rule action `deny`"), "{e}");
+    let e = s
+        .step(Duration::from_micros(1500))
+        .err()
+        .unwrap_or_default();
+    assert!(e.contains("not a whole number of milliseconds"), "{e}");
+    let e = s.step(Duration::from_secs(7200)).err().unwrap_or_default();
+    assert!(e.contains("at most 1h at a time"), "{e}");
+    let e = s
+        .run_until(&Until::Flow("nowhere.example".into()), None)
+        .err()
+        .unwrap_or_default();
+    assert!(
+        e.contains("not an origin of this scenario (www.box.com)"),
+        "{e}"
+    );
     assert_eq!(s.scenario().events.len(), before);
+    assert_eq!(s.now(), Duration::ZERO);
     Ok(())
 }
 
