@@ -641,7 +641,7 @@ impl Session {
     }
 
     fn checked_time(&self, by: Duration) -> Result<Duration, String> {
-        if by.subsec_nanos() % 1_000_000 != 0 {
+        if !by.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(format!(
                 "`{}` is not a whole number of milliseconds: the world moves 1 ms at a time",
                 format_duration(by)
