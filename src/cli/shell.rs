@@ -72,9 +72,16 @@ pub fn shell(args: &ShellArgs) -> ExitCode {
 fn scripted(session: &mut Session) {
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
-        let Ok(line) = line else {
-            eprintln!("shell: stdin is not text; stopping");
-            break;
+        let line = match line {
+            Ok(line) => line,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                eprintln!("error: shell: a line is not UTF-8 text; write commands as text");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: shell: cannot read stdin ({e}); stopping");
+                break;
+            }
         };
         if run_line(session, &line) == Next::Quit {
             break;
