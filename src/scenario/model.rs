@@ -310,7 +310,8 @@ pub struct Rule {
 
 /// What a matching rule does: `allow` | `block` (silent drop) | `reset` (TCP RST / ICMP
 /// unreachable) | `inspect` (TLS interception, re-signed with the firewall's own CA) |
-/// `redirect` (captive portal, HTTP 302).
+/// `redirect` (captive portal, HTTP 302) | `intercept` (extension: DNS, UDP and TCP 53, is
+/// answered by the site's own resolver whatever server it was sent to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleAction {
     Allow,
@@ -318,6 +319,7 @@ pub enum RuleAction {
     Reset,
     Inspect,
     Redirect,
+    Intercept,
 }
 
 /// Which traffic a rule matches: `tcp` | `udp` | `dns` (UDP and TCP port 53) | `any`.

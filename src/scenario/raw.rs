@@ -347,7 +347,7 @@ words! {
     AppDns { Os = "os", AppDoh = "app-doh" }
     ProxyDiscovery { Manual = "manual", Pac = "pac", Wpad = "wpad" }
     FirewallPlace { Host = "host", Perimeter = "perimeter" }
-    RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect" }
+    RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect", Intercept = "intercept" }
     RuleProto { Tcp = "tcp", Udp = "udp", Dns = "dns", Any = "any" }
     ResolvedBy { Gslb = "GSLB", Edns = "EDNS", Ldns = "LDNS" }
     TunnelState { Dtls = "DTLS", Tls = "TLS", Down = "down" }

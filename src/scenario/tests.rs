@@ -197,7 +197,7 @@ const ERRORS: &str = r#"
 6:8 unknown certificate kind `self-signed` <- cert = 'self-signed'
 7:11 negative duration `-1s` <- [backup]|latency = '-1s'
 7:40 a port needs a protocol <- [network]|perimeter_firewall = ['block udp/443', 'block 443']
-7:18 unknown rule action `permit` => write one of "allow", "block", "reset", "inspect", "redirect" <- [network]|host_firewall = ['permit any']
+7:18 unknown rule action `permit` => write one of "allow", "block", "reset", "inspect", "redirect", "intercept" <- [network]|host_firewall = ['permit any']
 7:21 `10.0.0.1` is not an address and port <- [network]|proxy = { address = '10.0.0.1' }
 7:9 missing `address` in network.proxy <- [network]|proxy = { discovery = 'pac' }
 7:8 duplicate PoP name `nyc1` => the first `nyc1` is on line 3; PoP names must be unique <- [[pops]]|name = 'nyc1'|location = 'x'|ip = '1.1.1.1'

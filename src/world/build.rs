@@ -130,6 +130,8 @@ struct Plan {
     portal: Option<Ipv4Addr>,
     /// The PAC server, when the endpoint's proxy comes from auto-configuration.
     pac_server: Option<Ipv4Addr>,
+    /// The site's resolver that answers intercepted DNS (`intercept dns` rules).
+    site_dns: Option<Ipv4Addr>,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -175,6 +177,12 @@ impl Plan {
             .then(|| registry.free_address());
         if let Some(ip) = portal {
             registry.add(ip, entry(Role::Portal, "portal", vec![]))?;
+        }
+        let site_dns = all_rules(s)
+            .any(|r| r.action == RuleAction::Intercept)
+            .then(|| registry.free_private_address());
+        if let Some(ip) = site_dns {
+            registry.add(ip, entry(Role::Ldns, "site-dns", vec![]))?;
         }
         let pac_server = super::pac::discovery(s).map(|_| registry.free_private_address());
         if let Some(ip) = pac_server {
@@ -252,6 +260,7 @@ impl Plan {
             inspector,
             portal,
             pac_server,
+            site_dns,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -414,6 +423,16 @@ fn drive(
         behaviour(&s.dns.ldns_behaviour),
     );
     sim.host(IpAddr::V4(s.dns.ldns), move || serve::ldns(ldns.clone()));
+    // The site's own resolver, answering what the firewall intercepts: it resolves
+    // from where the site is.
+    if let Some(ip) = plan.site_dns {
+        let site = sim_doh::Ldns::new(
+            plan.zone.clone(),
+            s.client.location.clone(),
+            sim_doh::Behaviour::Answer,
+        );
+        sim.host(IpAddr::V4(ip), move || serve::ldns(site.clone()));
+    }
 
     // Gateways.
     let dialer = WorldDialer::new(origin_addresses(s));
@@ -521,6 +540,9 @@ fn drive(
     let mut net = SimNet::new(path.clone(), registry.clone());
     if let Some(recorder) = recorder {
         net = net.with_recorder(recorder);
+    }
+    if let Some(ip) = plan.site_dns {
+        net = net.with_dns_interceptor(ip);
     }
     if let Some(ip) = plan.portal {
         net = net.with_portal(ip);

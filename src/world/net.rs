@@ -2,6 +2,7 @@
 //! recorded for the capture when one is asked for. This is the agent's [`Net`]
 //! implementation inside turmoil; the agent cannot tell it from real sockets.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
@@ -24,6 +25,8 @@ pub struct SimNet {
     registry: Arc<Registry>,
     inspector: Option<std::net::Ipv4Addr>,
     portal: Option<std::net::Ipv4Addr>,
+    /// The site's resolver that intercepted DNS goes to.
+    dns_interceptor: Option<std::net::Ipv4Addr>,
     recorder: Option<Recorder>,
     /// Source ports for connect attempts that never got a socket (dropped or refused).
     attempt_ports: Arc<AtomicU16>,
@@ -37,6 +40,7 @@ impl SimNet {
             registry,
             inspector: None,
             portal: None,
+            dns_interceptor: None,
             recorder: None,
             attempt_ports: Arc::new(AtomicU16::new(40_000)),
         }
@@ -52,6 +56,18 @@ impl SimNet {
     pub fn with_portal(mut self, portal: std::net::Ipv4Addr) -> SimNet {
         self.portal = Some(portal);
         self
+    }
+
+    /// Sends intercepted DNS to the site's resolver at `resolver`.
+    pub fn with_dns_interceptor(mut self, resolver: std::net::Ipv4Addr) -> SimNet {
+        self.dns_interceptor = Some(resolver);
+        self
+    }
+
+    /// Where intercepted DNS for `addr` really goes.
+    fn intercepted(&self, addr: SocketAddr) -> SocketAddr {
+        self.dns_interceptor
+            .map_or(addr, |ip| SocketAddr::from((ip, addr.port())))
     }
 
     /// Records every connect, segment and datagram into `recorder`.
@@ -140,6 +156,11 @@ impl Net for SimNet {
                 let stream = turmoil::net::TcpStream::connect(to).await?;
                 Ok(self.established(stream, addr))
             }
+            // The site's resolver answers; the laptop still sees `addr`.
+            Verdict::InterceptDns { .. } => {
+                let stream = turmoil::net::TcpStream::connect(self.intercepted(addr)).await?;
+                Ok(self.established(stream, addr))
+            }
             Verdict::Redirect { .. } => {
                 let to = self
                     .portal
@@ -156,6 +177,7 @@ impl Net for SimNet {
         Ok(SimUdp {
             socket,
             net: self.clone(),
+            intercepted: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -223,6 +245,9 @@ impl Drop for SimTcp {
 pub struct SimUdp {
     socket: turmoil::net::UdpSocket,
     net: SimNet,
+    /// For intercepted DNS: the address answers come from -> the server the datagram
+    /// was sent to (the interceptor answers in its name).
+    intercepted: Mutex<BTreeMap<SocketAddr, SocketAddr>>,
 }
 
 impl Datagram for SimUdp {
@@ -237,6 +262,13 @@ impl Datagram for SimUdp {
                 Ok(buf.len())
             }
             Verdict::Pass | Verdict::Inspect { .. } => self.socket.send_to(buf, addr).await,
+            Verdict::InterceptDns { .. } => {
+                let to = self.net.intercepted(addr);
+                if let Ok(mut map) = self.intercepted.lock() {
+                    map.insert(to, addr);
+                }
+                self.socket.send_to(buf, to).await
+            }
             Verdict::Drop { .. } | Verdict::Redirect { .. } => Ok(buf.len()),
             Verdict::Refuse { .. } => Err(io::ErrorKind::ConnectionRefused.into()),
         }
@@ -244,6 +276,12 @@ impl Datagram for SimUdp {
 
     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, from) = self.socket.recv_from(buf).await?;
+        let from = self
+            .intercepted
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&from).copied())
+            .unwrap_or(from);
         if let (Some(rec), Ok(local)) = (&self.net.recorder, self.socket.local_addr()) {
             let local = SocketAddr::from((self.net.registry_client(), local.port()));
             rec.datagram(now(), from, local, &buf[..n]);

@@ -46,6 +46,12 @@ pub enum Verdict {
         /// Which rule, for the timeline.
         why: String,
     },
+    /// DNS (port 53) goes to the site's own resolver, which answers in the name of the
+    /// server it was sent to.
+    InterceptDns {
+        /// Which rule, for the timeline.
+        why: String,
+    },
 }
 
 /// The endpoint's network path.
@@ -184,6 +190,11 @@ impl Path {
                     }
                     // A portal lets nothing else out until the user logs in.
                     RuleAction::Redirect => return Verdict::Drop { why },
+                    RuleAction::Intercept if port == 53 => {
+                        return Verdict::InterceptDns { why };
+                    }
+                    // Only DNS is intercepted: anything else goes on to the next rule.
+                    RuleAction::Intercept => {}
                 }
             }
         }
