@@ -548,6 +548,10 @@ fn tls(p: &[u8]) -> Option<String> {
 }
 
 fn dtls(p: &[u8]) -> Option<String> {
+    // DTLS 1.3 ciphertext has the unified header: 0b001CSLEE (RFC 9147, section 4).
+    if p.first().is_some_and(|b| b & 0xe0 == 0x20) {
+        return Some("DTLS encrypted".to_string());
+    }
     if p.get(1) != Some(&0xfe) {
         return None;
     }

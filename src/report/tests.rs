@@ -276,6 +276,36 @@ fn udp_bursts_split_on_silence_name_dtls_and_mark_silence_lost() {
 }
 
 #[test]
+fn payloads_are_named_by_their_first_bytes() {
+    let hello = client_hello("gateway-acme.goskope.com");
+    assert_eq!(
+        sequence::describe(&hello, false),
+        "TLS ClientHello SNI gateway-acme.goskope.com"
+    );
+    // The same ClientHello cut short still says what it is.
+    assert_eq!(sequence::describe(&hello[..40], false), "TLS ClientHello");
+    assert_eq!(sequence::describe(&[23, 3, 3, 0, 5], false), "TLS data");
+    assert_eq!(
+        sequence::describe(&[21, 3, 3, 0, 2, 2, 40], false),
+        "TLS alert"
+    );
+    assert_eq!(
+        sequence::describe(&[0x2f, 0x42, 0x2b, 0], true),
+        "DTLS encrypted"
+    );
+    assert_eq!(
+        sequence::describe(&[22, 0xfe, 0xfd], true),
+        "DTLS handshake"
+    );
+    assert_eq!(
+        sequence::describe(b"GET / HTTP/1.1\r\nHost: x\r\n", false),
+        "GET / HTTP/1.1"
+    );
+    assert_eq!(sequence::describe(b"\x00\x01binary", false), "data");
+    assert_eq!(sequence::describe(b"", true), "data");
+}
+
+#[test]
 fn http_lines_name_plain_bursts() {
     let c = (ENDPOINT, 49200);
     let p = (Ipv4Addr::new(10, 10, 10, 11), 8080);
