@@ -355,3 +355,23 @@ fn wait_or_kill(child: &mut std::process::Child) -> Result<std::process::ExitSta
     child.kill()?;
     Err("the shell did not exit on `quit`".into())
 }
+
+#[test]
+fn saving_in_another_folder_keeps_the_exception_files() -> Result {
+    let dir = temp_dir("elsewhere")?;
+    let out_file = dir.join("exceptions.toml");
+    let script = format!("step 6s\nflows\nsave {}\n", out_file.display());
+    let out = shell(
+        Path::new("scenarios/steering/exception-files-and-pinned-actions.toml"),
+        &script,
+    )?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let saved = std::fs::read_to_string(&out_file)?;
+    assert!(
+        saved.contains("scenarios/steering/config/nsexception.json\""),
+        "{saved}"
+    );
+    let run = common::steerlab(&["run", &out_file.display().to_string()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stdout));
+    Ok(())
+}

@@ -442,6 +442,14 @@ impl Session {
     /// `save OUT`: the original text with the session's events, events after now
     /// dropped, `duration` = now and `[expect]` = what the session saw.
     pub fn save(&self, out: &Path, name: Option<&str>) -> Result<String, String> {
+        if out.is_dir() {
+            return Err(format!("{} is a folder; name a file", out.display()));
+        }
+        if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty())
+            && !folder.is_dir()
+        {
+            return Err(format!("there is no folder {}", folder.display()));
+        }
         let mut doc = self.doc.clone();
         if let Some(name) = name {
             document::set_name(&mut doc, name);
