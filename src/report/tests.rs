@@ -416,3 +416,92 @@ fn the_svg_escapes_labels_and_names_every_lifeline() {
     assert!(!svg.contains("<evil>"));
     assert_eq!(svg, sequence::svg(&lifelines, &steps), "deterministic");
 }
+
+#[test]
+fn the_page_escapes_every_section_and_leaves_wall_time_out() {
+    use super::html::{Page, render};
+    use super::{FlowRecord, Outcome, RunReport};
+    use crate::scenario::{TunnelState, Verdict};
+    let mut hosts = crate::world::registry::Registry::default();
+    hosts
+        .add(
+            ENDPOINT,
+            crate::world::registry::HostEntry {
+                role: crate::world::registry::Role::Endpoint,
+                label: "endpoint".to_string(),
+                dns_names: vec![],
+            },
+        )
+        .unwrap();
+    let report = RunReport {
+        name: "a <b> & \"c\"".to_string(),
+        path: "scenarios/x.toml".into(),
+        seed: 3,
+        simulated: Duration::from_secs(30),
+        wall: Duration::from_millis(1234),
+        log: vec!["2019/10/14 11:40:49.000 stAgentSvc p1 t1 2 x <script>&".to_string()],
+        timeline: vec!["+1.000s rule host `block tcp/443 to <h>`".to_string()],
+        outcome: Outcome {
+            resolved_by: None,
+            gateway: None,
+            tunnel: TunnelState::Down,
+        },
+        flows: vec![FlowRecord {
+            process: "a&b.exe".to_string(),
+            host: "<h>".to_string(),
+            addr: "1.2.3.4:443".to_string(),
+            verdict: Verdict::Blocked,
+            reason: "fail close 'down'".to_string(),
+            outcome: "reset".to_string(),
+        }],
+        hosts,
+    };
+    let misses = vec!["tunnel: expected \"TLS\", got <down>".to_string()];
+    let page = render(&Page {
+        report: &report,
+        records: &[],
+        description: "x < y",
+        check: Some((false, &misses)),
+    });
+    for raw in ["<b>", "<script>", "<h>", "<down>", "x < y"] {
+        assert!(!page.contains(raw), "{raw} is not escaped");
+    }
+    for escaped in [
+        "<h1>a &lt;b&gt; &amp; &quot;c&quot;</h1>",
+        "x &lt;script&gt;&amp;\n",
+        "block tcp/443 to &lt;h&gt;",
+        "<td>a&amp;b.exe</td><td>&lt;h&gt;</td>",
+        "fail close &#39;down&#39;",
+        "got &lt;down&gt;",
+        "<p class=\"status fail\">FAIL</p>",
+    ] {
+        assert!(page.contains(escaped), "missing {escaped}");
+    }
+    assert_eq!(page.matches("<tr class=\"flow blocked\">").count(), 1);
+    assert!(
+        !page.contains("1.234") && !page.contains("1234"),
+        "no wall time"
+    );
+    assert_eq!(
+        page,
+        render(&Page {
+            report: &report,
+            records: &[],
+            description: "x < y",
+            check: Some((false, &misses))
+        })
+    );
+}
+
+#[test]
+fn long_runs_stop_drawing_at_the_row_limit_and_say_so() {
+    let steps: Vec<Step> = (0..sequence::MAX_ROWS + 100)
+        .map(|i| Step::World {
+            at: ms(i as u64),
+            text: format!("event {i}"),
+        })
+        .collect();
+    let svg = sequence::svg(&[], &steps);
+    assert!(svg.contains(">100 more rows not drawn;"));
+    assert!(svg.contains("event 1499<") && !svg.contains("event 1500<"));
+}
