@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use clap::Args;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
-use rustyline::{Config, Editor};
+use rustyline::{CompletionType, Config, Editor};
 
 use command::{Command, CommandError};
 use complete::ShellHelper;
@@ -91,7 +91,10 @@ fn scripted(session: &mut Session) {
 
 /// The line editor: history and completion.
 fn interactive(session: &mut Session, args: &ShellArgs) {
-    let config = Config::builder().auto_add_history(true).build();
+    let config = Config::builder()
+        .auto_add_history(true)
+        .completion_type(CompletionType::List)
+        .build();
     let mut editor: Editor<ShellHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(e) => e,
         Err(e) => {
