@@ -222,6 +222,7 @@ fn execute(session: &mut Session, command: Command) -> Result<String, String> {
         Command::Log(count) => Ok(session.log(count)),
         Command::Save { path, name } => session.save(&path, name.as_deref()),
         Command::Help(topic) => command::help(topic.as_deref()).map_err(|e| e.message),
+        Command::Undo => session.undo(),
         Command::Quit => Ok(String::new()),
     }
 }
@@ -244,6 +245,7 @@ fn command_word(command: &Command) -> &'static str {
         Command::Log(_) => "log",
         Command::Save { .. } => "save",
         Command::Help(_) => "help",
+        Command::Undo => "undo",
         Command::Quit => "quit",
     }
 }

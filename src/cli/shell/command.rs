@@ -60,6 +60,8 @@ pub enum Command {
     Save { path: PathBuf, name: Option<String> },
     /// `help [COMMAND]`.
     Help(Option<String>),
+    /// `undo`: take back the last change made at the current time.
+    Undo,
     /// `quit` (or `exit`).
     Quit,
 }
@@ -108,7 +110,7 @@ impl fmt::Display for CommandError {
 }
 
 /// Every command word with its usage and what it does, in the order `help` lists them.
-pub const COMMANDS: [(&str, &str, &str); 18] = [
+pub const COMMANDS: [(&str, &str, &str); 19] = [
     (
         "step",
         "step DURATION",
@@ -131,6 +133,11 @@ pub const COMMANDS: [(&str, &str, &str); 18] = [
     ),
     ("partition", "partition HOST", "cut a host off silently now"),
     ("repair", "repair HOST", "heal a partition now"),
+    (
+        "undo",
+        "undo",
+        "take back the last change (connect, rule, partition...) made since time last moved",
+    ),
     ("start", "start", "start the agent now"),
     ("stop", "stop", "stop the agent now"),
     (
@@ -233,6 +240,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             [topic] => Command::Help(Some(topic.to_ascii_lowercase())),
             [_, extra, ..] => return Err(err(format!("unexpected `{extra}`"))),
         },
+        "undo" => none().map(|()| Command::Undo)?,
         "quit" | "exit" => none().map(|()| Command::Quit)?,
         _ => {
             let words = COMMANDS.iter().map(|(w, _, _)| *w);

@@ -189,9 +189,8 @@ pub fn explain(
         let other = steering.decide_in(agent_mode(on_prem.mode), &flow, tunnel_up);
         let _ = writeln!(
             out,
-            "  on-prem       while on-prem ({} resolves to {} by the local resolver) the mode is {}: {} ({})",
-            on_prem.dns_host,
-            on_prem.dns_ip,
+            "  on-prem       while on-prem ({}) the mode is {}: {} ({})",
+            on_prem.test,
             on_prem.mode.as_str(),
             verdict_word(other.verdict),
             other.reason

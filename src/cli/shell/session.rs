@@ -62,6 +62,9 @@ pub struct Session {
     now: Duration,
     /// The run from t = 0 to `now`.
     report: RunReport,
+    /// The state before each change made since the last run, newest last (`undo`);
+    /// emptied by every run, since what ran cannot be taken back.
+    undo: Vec<Edit>,
     /// Agent log lines already printed.
     shown_log: usize,
     /// World timeline lines already printed.
@@ -88,6 +91,7 @@ impl Session {
             doc,
             scenario,
             added: 0,
+            undo: Vec::new(),
             now: Duration::ZERO,
             report,
             shown_log: 0,
@@ -693,10 +697,32 @@ impl Session {
             Some(help) => format!("{}; {help}", e.message),
             None => e.message,
         })?;
-        self.doc = doc;
-        self.scenario = scenario;
+        let before = Edit {
+            doc: std::mem::replace(&mut self.doc, doc),
+            scenario: std::mem::replace(&mut self.scenario, scenario),
+            added: self.added,
+        };
+        self.undo.push(before);
         self.added += tables.len();
         Ok(())
+    }
+
+    /// `undo`: the state before the last change made since time last moved.
+    pub fn undo(&mut self) -> Result<String, String> {
+        let Some(before) = self.undo.pop() else {
+            return Err(format!(
+                "nothing to take back at {}: changes are final once time moves",
+                stamp(self.now)
+            ));
+        };
+        let taken = self.added - before.added;
+        self.doc = before.doc;
+        self.scenario = before.scenario;
+        self.added = before.added;
+        Ok(format!(
+            "took back the last change ({taken} event(s)) at {}\n",
+            stamp(self.now)
+        ))
     }
 
     /// Takes `report` (the run to `to`) as the present and returns the lines not shown
@@ -726,6 +752,7 @@ impl Session {
         }
         self.shown_log = report.log.len();
         self.shown_world = world.len();
+        self.undo.clear();
         self.now = to;
         self.report = report;
         out
@@ -740,6 +767,13 @@ impl Session {
         line.push('\n');
         line
     }
+}
+
+/// The session before one change.
+struct Edit {
+    doc: DocumentMut,
+    scenario: Scenario,
+    added: usize,
 }
 
 /// What became of one connect event so far.

@@ -121,7 +121,7 @@ proptest! {
     fn parse_never_panics_on_command_shapes(
         word in prop::sample::select(vec![
             "step", "run", "connect", "rule", "partition", "repair", "start", "stop", "move",
-            "status", "pops", "flows", "explain", "log", "save", "help", "quit",
+            "status", "pops", "flows", "explain", "log", "save", "help", "quit", "undo",
         ]),
         rest in prop::collection::vec("[a-z0-9:./\"* -]{0,12}", 0..6),
     ) {
@@ -331,6 +331,17 @@ fn bad_session_commands_say_why_and_change_nothing() -> Result<(), String> {
     );
     assert_eq!(s.scenario().events.len(), before);
     assert_eq!(s.now(), Duration::ZERO);
+
+    // `undo` takes back changes until time moves.
+    s.connect("chrome.exe", "www.box.com:443", false, false)?;
+    s.rule(RuleChange::Remove, FirewallPlace::Host, "reset tcp/80")?;
+    assert_eq!(s.scenario().events.len(), before + 3);
+    assert!(s.undo()?.contains("(2 event(s))"));
+    assert_eq!(s.scenario().events.len(), before + 1);
+    s.step(Duration::from_millis(10))?;
+    let e = s.undo().err().unwrap_or_default();
+    assert!(e.contains("changes are final once time moves"), "{e}");
+    assert_eq!(s.scenario().events.len(), before + 1);
     Ok(())
 }
 
@@ -345,7 +356,7 @@ proptest! {
                 prop::sample::select(vec![
                     "connect", "rule add host", "rule remove host", "rule add perimeter",
                     "rule remove perimeter", "partition", "repair", "start", "stop", "move",
-                    "status", "pops", "flows", "explain", "log", "help",
+                    "status", "pops", "flows", "explain", "log", "help", "undo",
                 ]),
                 prop::collection::vec("[a-zA-Z0-9:./*\"_ -]{0,14}", 0..4),
             ),
