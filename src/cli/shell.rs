@@ -155,7 +155,7 @@ fn run_line(session: &mut Session, line: &str) -> Next {
         Ok(Some(c)) => c,
         Ok(None) => return Next::Continue,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
             return Next::Continue;
         }
     };
@@ -183,7 +183,7 @@ fn run_line(session: &mut Session, line: &str) -> Next {
                 message: e,
                 help: format!("write `{}`", command::usage(word)),
             };
-            eprintln!("error: {e}");
+            eprintln!("error: {}", one_line(&e.to_string()));
         }
     }
     next
@@ -248,4 +248,9 @@ fn command_word(command: &Command) -> &'static str {
         Command::Undo => "undo",
         Command::Quit => "quit",
     }
+}
+
+/// An error on one line, whatever the message held.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
