@@ -82,6 +82,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             on_prem: None,
             proxy: None,
             proxy_discovery: None,
+            portal_check_url: None,
             seed: 1,
         };
         let shell = Shell::new(

@@ -14,7 +14,8 @@ use super::files;
 use super::model::*;
 use super::raw::*;
 use super::rule::{
-    client_version, connect_target, host_name, ipv4, location, socket_addr, tenant_name, text_value,
+    client_version, connect_target, host_name, http_url, ipv4, location, socket_addr, tenant_name,
+    text_value,
 };
 use super::{LoadError, Res, Source, did_you_mean};
 
@@ -219,12 +220,28 @@ impl Source<'_> {
         if let Some(on_prem) = &raw.on_prem {
             let (span, o) = (on_prem.span(), on_prem.get_ref());
             let table = "steering.on_prem";
+            let test = match &o.http_url {
+                Some(url) if o.dns_host.is_none() && o.dns_ip.is_none() => OnPremTest::Http {
+                    url: self.check(url, http_url)?,
+                },
+                Some(url) => {
+                    let help = "use either `http_url`, or `dns_host` with `dns_ip`";
+                    return Err(self.err(
+                        url.span(),
+                        "on-prem detection by both HTTP and DNS",
+                        help,
+                    ));
+                }
+                None => OnPremTest::Dns {
+                    host: self.check(
+                        self.required(&o.dns_host, "dns_host", table, &span)?,
+                        host_name,
+                    )?,
+                    ip: self.check(self.required(&o.dns_ip, "dns_ip", table, &span)?, ipv4)?,
+                },
+            };
             s.on_prem = Some(OnPrem {
-                dns_host: self.check(
-                    self.required(&o.dns_host, "dns_host", table, &span)?,
-                    host_name,
-                )?,
-                dns_ip: self.check(self.required(&o.dns_ip, "dns_ip", table, &span)?, ipv4)?,
+                test,
                 mode: self.word(
                     self.required(&o.mode, "mode", table, &span)?,
                     "steering mode",

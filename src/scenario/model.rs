@@ -158,15 +158,33 @@ pub struct Steering {
     pub on_prem: Option<OnPrem>,
 }
 
-/// `steering.on_prem`: dynamic steering by on-prem detection (DNS method).
+/// `steering.on_prem`: dynamic steering by on-prem detection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnPrem {
-    /// The name only the corporate network resolves.
-    pub dns_host: String,
-    /// Its on-prem address.
-    pub dns_ip: Ipv4Addr,
+    /// How the client tells it is on-prem.
+    pub test: OnPremTest,
     /// The steering mode on-prem.
     pub mode: SteeringMode,
+}
+
+/// The on-prem test: `dns_host` + `dns_ip`, or `http_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnPremTest {
+    /// `host` resolves to `ip` through the local resolver.
+    Dns { host: String, ip: Ipv4Addr },
+    /// A GET of `url` answers HTTP 200 within 10 s.
+    Http { url: String },
+}
+
+impl std::fmt::Display for OnPremTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnPremTest::Dns { host, ip } => {
+                write!(f, "{host} resolves to {ip} by the local resolver")
+            }
+            OnPremTest::Http { url } => write!(f, "{url} answers HTTP 200"),
+        }
+    }
 }
 
 /// How an app resolves its host: `"os"` (the OS resolver; the client sees the answer) |

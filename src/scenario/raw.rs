@@ -100,11 +100,12 @@ pub(super) struct RawSteering {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table with `dns_host`, `dns_ip` and `mode`"
+    expecting = "a table with `dns_host` and `dns_ip` (or `http_url`), and `mode`"
 )]
 pub(super) struct RawOnPrem {
     pub dns_host: S,
     pub dns_ip: S,
+    pub http_url: S,
     pub mode: S,
 }
 

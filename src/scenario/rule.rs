@@ -212,6 +212,29 @@ pub(super) fn ipv4(s: &str) -> Result<Ipv4Addr, String> {
         .map_err(|_| format!("`{s}` is not an IPv4 address; write e.g. \"10.0.0.10\""))
 }
 
+/// An `http://host[:port][/path]` URL (on-prem probes are plain HTTP).
+pub(super) fn http_url(s: &str) -> Result<String, String> {
+    let help = "write e.g. \"http://intranet.acme.corp/alive\"";
+    let rest = s
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{s}` is not an http:// URL; {help}"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{port}` in `{s}` is not a port; {help}"))?;
+            host
+        }
+        None => authority,
+    };
+    if host.parse::<Ipv4Addr>().is_err() {
+        check_host(host).map_err(|e| format!("{e} in `{s}`; {help}"))?;
+    }
+    Ok(s.to_string())
+}
+
 pub(super) fn socket_addr(s: &str) -> Result<SocketAddrV4, String> {
     let help = "write \"IP:PORT\", e.g. \"10.10.10.11:8080\"";
     s.parse()

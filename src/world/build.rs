@@ -132,6 +132,8 @@ struct Plan {
     pac_server: Option<Ipv4Addr>,
     /// The site's resolver that answers intercepted DNS (`intercept dns` rules).
     site_dns: Option<Ipv4Addr>,
+    /// The captive-portal check host.
+    portal_check: Ipv4Addr,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -207,6 +209,15 @@ impl Plan {
             )?;
         }
 
+        // Last, so that adding it moved no other host's address.
+        let portal_check = registry.free_address();
+        let check_host = super::portal::CHECK_HOST.to_string();
+        let role = Role::Origin(check_host.clone());
+        registry.add(
+            portal_check,
+            entry(role, &check_host, vec![check_host.clone()]),
+        )?;
+
         let mut zone = sim_doh::Zone::new(60);
         let mut by_location = BTreeMap::new();
         // Every location a client can be in: its own, its resolver's, the PoPs' (where
@@ -233,6 +244,7 @@ impl Plan {
         }
         zone.insert(&s.dns.doh, doh);
         zone.insert(GSLB_NAME, gslb);
+        zone.insert(super::portal::CHECK_HOST, portal_check);
         if let Some(ip) = pac_server {
             for name in super::pac::server_names(s) {
                 zone.insert(&name, ip);
@@ -261,6 +273,7 @@ impl Plan {
             portal,
             pac_server,
             site_dns,
+            portal_check,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -529,6 +542,10 @@ fn drive(
             proxy_host.clone().serve(port)
         });
     }
+    let check = super::portal::check_router();
+    sim.host(IpAddr::V4(plan.portal_check), move || {
+        serve::https(check.clone(), None, 80)
+    });
     if let Some(ip) = plan.pac_server {
         let router = super::pac::router(super::pac::script(s));
         sim.host(IpAddr::V4(ip), move || {
@@ -609,13 +626,23 @@ fn drive(
             .filter(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual)
             .map(|p| SocketAddr::V4(p.address)),
         proxy_discovery: super::pac::discovery(s),
+        portal_check_url: Some(super::portal::CHECK_URL.to_string()),
         on_prem: s
             .steering
             .on_prem
             .as_ref()
             .map(|o| agent::core::onprem::OnPremCheck {
-                host: o.dns_host.clone(),
-                expect: o.dns_ip,
+                test: match &o.test {
+                    crate::scenario::OnPremTest::Dns { host, ip } => {
+                        agent::core::onprem::OnPremTest::Dns {
+                            host: host.clone(),
+                            expect: *ip,
+                        }
+                    }
+                    crate::scenario::OnPremTest::Http { url } => {
+                        agent::core::onprem::OnPremTest::Http { url: url.clone() }
+                    }
+                },
                 mode: agent_mode(o.mode),
             }),
         seed,

@@ -74,6 +74,9 @@ pub struct Config {
     /// Proxy auto-configuration (a PAC URL, or WPAD), consulted when the gateway cannot
     /// be reached directly and no manual proxy is set.
     pub proxy_discovery: Option<ProxyDiscovery>,
+    /// The captive-portal check URL (answers 204 on an open network), GET after a whole
+    /// round of connection attempts failed; `None`: no check.
+    pub portal_check_url: Option<String>,
     /// On-prem detection (dynamic steering), if configured.
     pub on_prem: Option<super::onprem::OnPremCheck>,
     /// Seed of the agent's own RNG (backoff jitter, DNS query ids).

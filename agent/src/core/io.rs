@@ -137,6 +137,15 @@ pub enum Action {
         /// The PAC URL.
         url: String,
     },
+    /// GET `url` (`http://host[:port]/path`, the host resolved through the local
+    /// resolver) and report its [`HttpOutcome`] (the on-prem probe, the captive-portal
+    /// check).
+    HttpGet {
+        /// Operation id.
+        op: OpId,
+        /// The URL.
+        url: String,
+    },
     /// Stop operation `op`: its result is no longer wanted.
     Cancel {
         /// The operation.

@@ -24,6 +24,7 @@ mod gslb;
 mod io;
 mod log;
 pub mod onprem;
+mod portal;
 mod proxy;
 mod resolve;
 pub mod steer;
@@ -133,6 +134,10 @@ pub struct Agent {
     /// The proxies found for this round of connection attempts (`None`: not looked
     /// for yet).
     proxies: Option<Vec<SocketAddr>>,
+    /// The captive-portal check in flight.
+    portal_check: Option<OpId>,
+    /// What the last captive-portal check found.
+    portal: portal::Portal,
 }
 
 #[derive(Debug)]
@@ -211,6 +216,8 @@ impl Agent {
             location: onprem::Location::Unknown,
             onprem: None,
             proxies: None,
+            portal_check: None,
+            portal: portal::Portal::Unknown,
         }
     }
     /// The configuration the agent runs with.
@@ -312,6 +319,12 @@ impl Agent {
             Phase::Idle | Phase::WaitingToReconnect | Phase::Stopped => {}
         }
         self.timers.clear();
+    }
+    /// The answer to an [`Action::HttpGet`] (the on-prem probe, the portal check).
+    pub fn handle_http_get(&mut self, op: OpId, outcome: HttpOutcome, _now: Instant) {
+        if !self.onprem_http_answer(op, &outcome) {
+            self.portal_answer(op, &outcome);
+        }
     }
     /// Something happened to a tunnel.
     pub fn handle_tunnel(&mut self, op: OpId, event: TunnelEvent, now: Instant) {
@@ -425,6 +438,7 @@ impl Agent {
                 }
             }
             Timer::PacFetch => self.pac_timed_out(now),
+            Timer::PortalCheck => self.portal_timed_out(),
             Timer::KeepaliveSend => {
                 if let Phase::Connected { op, .. } = self.phase {
                     self.keepalive_seq += 1;

@@ -1,28 +1,47 @@
 //! On-prem detection for dynamic steering: at start and after every network change the
-//! client asks the local resolver for a name that only resolves (to a known address)
-//! inside the corporate network. On-prem, the on-prem steering mode applies; remote (or
-//! no answer in [`ONPREM_TIMEOUT`]), the configured mode. The HTTP-probe variant of the
-//! real client is not modelled.
+//! client either asks the local resolver for a name that only resolves (to a known
+//! address) inside the corporate network, or GETs an intranet URL that only answers 200
+//! there. On-prem, the on-prem steering mode applies; remote (or no answer in
+//! [`ONPREM_TIMEOUT`] for DNS, [`ONPREM_HTTP_TIMEOUT`] for HTTP), the configured mode.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::dns::{self, Answer};
 use super::steer::Mode;
-use super::{Action, Agent, DnsTransport, LdnsOutcome, Level, OpId, Timer};
+use super::{Action, Agent, DnsTransport, HttpOutcome, LdnsOutcome, Level, OpId, Timer};
 
 /// How long the client waits for the on-prem DNS answer before it decides it is remote.
 pub const ONPREM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the client waits for the on-prem HTTP probe's 200 (the vendor's default;
+/// configurable up to 60 s in the real client).
+pub const ONPREM_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The on-prem check of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnPremCheck {
-    /// The name to ask for.
-    pub host: String,
-    /// The address it has on-prem.
-    pub expect: Ipv4Addr,
+    /// How the client tells.
+    pub test: OnPremTest,
     /// The steering mode on-prem.
     pub mode: Mode,
+}
+
+/// How the client tells it is on-prem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnPremTest {
+    /// `host` resolves to `expect` through the local resolver.
+    Dns {
+        /// The name to ask for.
+        host: String,
+        /// The address it has on-prem.
+        expect: Ipv4Addr,
+    },
+    /// A GET of `url` answers HTTP 200.
+    Http {
+        /// An `http://` URL reachable only on-prem.
+        url: String,
+    },
 }
 
 /// Where the client believes it is.
@@ -61,15 +80,41 @@ impl Agent {
             self.push(Action::Cancel { op: old.op });
         }
         let op = self.new_op();
-        let query_id = self.rng.u16(..);
-        self.onprem = Some(Pending { op, query_id });
-        self.push(Action::QueryLdns {
-            op,
-            addr: self.config.ldns,
-            transport: DnsTransport::Udp,
-            query: dns::build_query(query_id, &check.host, None),
+        match check.test {
+            OnPremTest::Dns { host, .. } => {
+                let query_id = self.rng.u16(..);
+                self.onprem = Some(Pending { op, query_id });
+                self.push(Action::QueryLdns {
+                    op,
+                    addr: self.config.ldns,
+                    transport: DnsTransport::Udp,
+                    query: dns::build_query(query_id, &host, None),
+                });
+                self.timers.insert(Timer::OnPremCheck, now + ONPREM_TIMEOUT);
+            }
+            OnPremTest::Http { url } => {
+                self.onprem = Some(Pending { op, query_id: 0 });
+                self.push(Action::HttpGet { op, url });
+                self.timers
+                    .insert(Timer::OnPremCheck, now + ONPREM_HTTP_TIMEOUT);
+            }
+        }
+    }
+
+    /// Whether `op` is the on-prem HTTP probe; if so, takes its answer.
+    pub(super) fn onprem_http_answer(&mut self, op: OpId, outcome: &HttpOutcome) -> bool {
+        if self.onprem.is_none_or(|p| p.op != op) {
+            return false;
+        }
+        self.onprem = None;
+        self.timers.remove(&Timer::OnPremCheck);
+        let on_prem = matches!(outcome, HttpOutcome::Response { status: 200, .. });
+        self.set_location(if on_prem {
+            Location::OnPrem
+        } else {
+            Location::Remote
         });
-        self.timers.insert(Timer::OnPremCheck, now + ONPREM_TIMEOUT);
+        true
     }
 
     /// Whether `op` is the on-prem check; if so, takes its answer.
@@ -82,10 +127,13 @@ impl Agent {
         let Some(check) = self.config.on_prem.clone() else {
             return true;
         };
+        let OnPremTest::Dns { expect, .. } = check.test else {
+            return true;
+        };
         let on_prem = match outcome {
             LdnsOutcome::Response(bytes) => matches!(
                 dns::read_answer(pending.query_id, bytes),
-                Ok(Answer::Addresses(ips)) if ips.contains(&check.expect)
+                Ok(Answer::Addresses(ips)) if ips.contains(&expect)
             ),
             LdnsOutcome::Failed(_) => false,
         };

@@ -30,6 +30,7 @@ fn config() -> Config {
         on_prem: None,
         proxy: None,
         proxy_discovery: None,
+        portal_check_url: None,
         seed: 1,
     }
 }
@@ -417,5 +418,144 @@ mod proxy_discovery {
         );
         let (acts, _) = drain(&mut agent);
         assert!(acts.is_empty(), "{acts:?}");
+    }
+}
+
+mod portal_and_onprem_http {
+    use super::*;
+    use crate::core::onprem::{OnPremCheck, OnPremTest};
+    use crate::core::steer::Mode;
+
+    fn get_op(acts: &[Action]) -> (OpId, String) {
+        acts.iter()
+            .find_map(|a| match a {
+                Action::HttpGet { op, url } => Some((*op, url.clone())),
+                _ => None,
+            })
+            .expect("an HTTP GET")
+    }
+
+    #[test]
+    fn onprem_by_http_200_switches_the_mode() {
+        let now = Instant::now();
+        let url = "http://intranet.acme.corp/alive".to_string();
+        let config = Config {
+            on_prem: Some(OnPremCheck {
+                test: OnPremTest::Http { url: url.clone() },
+                mode: Mode::CloudApps,
+            }),
+            ..config()
+        };
+        let mut agent = Agent::new(config.clone());
+        agent.handle_start(now);
+        let (acts, _) = drain(&mut agent);
+        let (op, got) = get_op(&acts);
+        assert_eq!(got, url);
+        let ok = HttpOutcome::Response {
+            status: 200,
+            body: Vec::new(),
+        };
+        agent.handle_http_get(op, ok, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter().any(|l| l.contains("location is on-prem")),
+            "{logs:?}"
+        );
+
+        // A 404, or no answer within the timeout: remote.
+        let mut agent = Agent::new(config.clone());
+        agent.handle_start(now);
+        let (acts, _) = drain(&mut agent);
+        let (op, _) = get_op(&acts);
+        let not_found = HttpOutcome::Response {
+            status: 404,
+            body: Vec::new(),
+        };
+        agent.handle_http_get(op, not_found, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(logs.iter().any(|l| l.contains("location is remote")));
+
+        let mut agent = Agent::new(config);
+        agent.handle_start(now);
+        drain(&mut agent);
+        agent.handle_timeout(now + crate::core::onprem::ONPREM_HTTP_TIMEOUT);
+        let (_, logs) = drain(&mut agent);
+        assert!(logs.iter().any(|l| l.contains("location is remote")));
+    }
+
+    /// Fails every DoH, LDNS and tunnel attempt of one round (primary, then backup).
+    fn fail_a_round(agent: &mut Agent, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            let (acts, _) = drain(agent);
+            if acts.is_empty() {
+                break;
+            }
+            for a in acts {
+                match &a {
+                    Action::QueryDoh { op, .. } => {
+                        agent.handle_doh(*op, HttpOutcome::Failed(NetError::Refused), now)
+                    }
+                    Action::QueryLdns { op, query, .. } => {
+                        let body = answer(
+                            query,
+                            &[Ipv4Addr::new(8, 36, 116, 35)],
+                            ResponseCode::NoError,
+                        );
+                        agent.handle_ldns(*op, LdnsOutcome::Response(body), now)
+                    }
+                    Action::OpenTunnel { op, .. } => agent.handle_tunnel(
+                        *op,
+                        TunnelEvent::Failed(NetError::Tls(
+                            "invalid peer certificate: UnknownIssuer".into(),
+                        )),
+                        now,
+                    ),
+                    _ => {}
+                }
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_failed_round_checks_for_a_captive_portal() {
+        let now = Instant::now();
+        let url = "http://portal-check.goskope.com/generate_204".to_string();
+        let mut agent = Agent::new(Config {
+            portal_check_url: Some(url.clone()),
+            ..config()
+        });
+        agent.handle_start(now);
+        let acts = fail_a_round(&mut agent, now);
+        let (op, got) = get_op(&acts);
+        assert_eq!(got, url);
+        let redirect = HttpOutcome::Response {
+            status: 302,
+            body: Vec::new(),
+        };
+        agent.handle_http_get(op, redirect, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("Captive Portal Detected") && l.contains("HTTP 302")),
+            "{logs:?}"
+        );
+        // An open network (204) logs nothing.
+        let mut agent = Agent::new(Config {
+            portal_check_url: Some(url),
+            ..config()
+        });
+        agent.handle_start(now);
+        let acts = fail_a_round(&mut agent, now);
+        let (op, _) = get_op(&acts);
+        let open = HttpOutcome::Response {
+            status: 204,
+            body: Vec::new(),
+        };
+        agent.handle_http_get(op, open, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(!logs.iter().any(|l| l.contains("Captive")), "{logs:?}");
     }
 }

@@ -64,6 +64,8 @@ pub enum Timer {
     TunnelConnect,
     /// When to give up on fetching the PAC file.
     PacFetch,
+    /// When to give up on the captive-portal check.
+    PortalCheck,
     /// When to send the next keepalive.
     KeepaliveSend,
     /// When to declare a silent tunnel dead.
@@ -77,12 +79,13 @@ impl Timer {
     pub fn reason(self) -> &'static str {
         match self {
             Timer::DohTimeout => "EDNS download timeout",
-            Timer::OnPremCheck => "on-prem DNS check timeout",
+            Timer::OnPremCheck => "on-prem check timeout",
             Timer::GslbTimeout => "GSLB API timeout",
             Timer::ProbeDeadline => "RTT probes over",
             Timer::LdnsTry => "LDNS answer timeout",
             Timer::TunnelConnect => "tunnel connect timeout",
             Timer::PacFetch => "PAC fetch timeout",
+            Timer::PortalCheck => "captive-portal check timeout",
             Timer::KeepaliveSend => "keepalive due",
             Timer::KeepaliveDeadline => "tunnel silent too long",
             Timer::Reconnect => "reconnect backoff over",

@@ -85,6 +85,7 @@ impl Agent {
                 self.begin_attempt(Role::Backup, now);
             }
             Role::Backup => {
+                self.check_portal(now);
                 self.log(
                     Level::Error,
                     "nsTunnel",
@@ -128,6 +129,7 @@ impl Agent {
         self.phase = Phase::Connected { target, op };
         self.log(Level::Info, "nsTunnel", line);
         self.set_status(TunnelStatus::Connected);
+        self.portal_passed();
         self.timers
             .insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
         self.timers

@@ -8,7 +8,7 @@ pub mod dtls;
 mod https;
 mod ldns;
 mod net;
-mod pac;
+mod plain_http;
 mod proxy;
 mod tls;
 mod tunnel;
@@ -107,6 +107,7 @@ enum ShellEvent {
     Ldns(OpId, LdnsOutcome),
     Tunnel(OpId, TunnelEvent),
     Pac(OpId, crate::core::PacFetched),
+    Get(OpId, HttpOutcome),
 }
 
 /// The agent with its IO.
@@ -233,6 +234,10 @@ impl<N: Net> Shell<N> {
             ShellEvent::Ldns(op, outcome) => {
                 self.tasks.remove(&op);
                 self.agent.handle_ldns(op, outcome, now);
+            }
+            ShellEvent::Get(op, outcome) => {
+                self.tasks.remove(&op);
+                self.agent.handle_http_get(op, outcome, now);
             }
             ShellEvent::Pac(op, fetched) => {
                 self.tasks.remove(&op);
@@ -375,7 +380,7 @@ impl<N: Net> Shell<N> {
                     }
                 }
                 Action::FetchPac { op, url } => {
-                    let fut = pac::fetch(
+                    let fut = plain_http::fetch_pac(
                         self.net.clone(),
                         self.agent.config().ldns,
                         op,
@@ -385,6 +390,14 @@ impl<N: Net> Shell<N> {
                     let tx = self.events_tx.clone();
                     self.spawn(op, async move {
                         let _ = tx.send(ShellEvent::Pac(op, fut.await));
+                    });
+                }
+                Action::HttpGet { op, url } => {
+                    let (net, ldns) = (self.net.clone(), self.agent.config().ldns);
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let outcome = plain_http::get(net, ldns, op, &url).await;
+                        let _ = tx.send(ShellEvent::Get(op, outcome));
                     });
                 }
                 Action::CloseTunnel { op } | Action::Cancel { op } => {

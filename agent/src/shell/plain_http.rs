@@ -1,5 +1,6 @@
-//! Fetching a PAC file: resolve the URL's host through the local resolver (as the OS
-//! would for WPAD's `wpad.<domain>`), then one plain HTTP/1.1 GET.
+//! One plain HTTP/1.1 GET of an `http://` URL, its host resolved through the local
+//! resolver as the OS would: PAC files (WPAD's `wpad.<domain>`), the on-prem HTTP probe
+//! and the captive-portal check.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,20 +17,24 @@ use crate::core::{DnsTransport, HttpOutcome, LdnsOutcome, NetError, OpId, PacFet
 use crate::pac::MAX_SCRIPT;
 
 /// Fetches the PAC file at `url` (the core's timer bounds the whole fetch).
-pub async fn fetch<N: Net>(
+pub async fn fetch_pac<N: Net>(
     net: N,
     ldns_addr: SocketAddr,
     op: OpId,
     url: String,
     clock: WallClock,
 ) -> PacFetched {
-    let outcome = match try_fetch(net, ldns_addr, op, &url).await {
+    PacFetched {
+        outcome: get(net, ldns_addr, op, &url).await,
+        wall_unix_ms: clock.unix_ms(),
+    }
+}
+
+/// GETs `url` (the core's timer bounds it); the body is read up to [`MAX_SCRIPT`].
+pub async fn get<N: Net>(net: N, ldns_addr: SocketAddr, op: OpId, url: &str) -> HttpOutcome {
+    match try_fetch(net, ldns_addr, op, url).await {
         Ok(outcome) => outcome,
         Err(err) => HttpOutcome::Failed(err),
-    };
-    PacFetched {
-        outcome,
-        wall_unix_ms: clock.unix_ms(),
     }
 }
 
@@ -41,15 +46,15 @@ async fn try_fetch<N: Net>(
 ) -> Result<HttpOutcome, NetError> {
     let uri: hyper::Uri = url
         .parse()
-        .map_err(|e| NetError::Other(format!("bad PAC URL {url}: {e}")))?;
+        .map_err(|e| NetError::Other(format!("bad URL {url}: {e}")))?;
     if uri.scheme_str() != Some("http") {
         return Err(NetError::Other(format!(
-            "PAC URL {url} is not http:// (the only scheme the client fetches PAC files by)"
+            "URL {url} is not http:// (the only scheme of PAC files and probes)"
         )));
     }
     let host = uri
         .host()
-        .ok_or_else(|| NetError::Other(format!("PAC URL {url} has no host")))?
+        .ok_or_else(|| NetError::Other(format!("URL {url} has no host")))?
         .trim_matches(['[', ']']);
     let port = uri.port_u16().unwrap_or(80);
     let ip = match host.parse::<IpAddr>() {
@@ -82,7 +87,7 @@ async fn try_fetch<N: Net>(
         let body = Limited::new(response.into_body(), MAX_SCRIPT)
             .collect()
             .await
-            .map_err(|e| NetError::Other(format!("reading the PAC file: {e}")))?
+            .map_err(|e| NetError::Other(format!("reading the body: {e}")))?
             .to_bytes()
             .to_vec();
         Ok(HttpOutcome::Response { status, body })
