@@ -179,7 +179,7 @@ fn emitted_scenario_runs_and_agrees() {
 }
 
 #[test]
-fn not_a_capture_is_bad_input() {
+fn not_a_capture_is_bad_input_and_a_truncated_one_is_replayed_with_a_warning() {
     let path = temp("notes.txt");
     std::fs::write(&path, "hello, this is not a capture").unwrap();
     let (code, _, stderr) = replay(&path, &[]);
@@ -189,19 +189,117 @@ fn not_a_capture_is_bad_input() {
     write_pcap(&truncated);
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
-    let (code, _, stderr) = replay(&truncated, &[]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("broken capture"), "{stderr}");
+    let (code, stdout, stderr) = replay(&truncated, &["--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: packet 4: the file ends inside it (47 of 54 bytes): the capture was cut short; the rest of the file was not read"
+        ),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["flows"].as_array().unwrap().len(),
+        1,
+        "the three packets before it"
+    );
+    let empty = temp("empty.pcap");
+    std::fs::write(&empty, []).unwrap();
+    let (code, _, stderr) = replay(&empty, &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("not a pcap or pcapng capture (first bytes )"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fragments_snaplen_and_garbage_frames_are_warnings_naming_packets() {
+    let path = temp("w.pcap");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = PcapWriter::new(file).unwrap();
+    let t = Duration::from_secs(1_571_053_240);
+    let eth = |ip: &[u8]| {
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(ip);
+        frame
+    };
+    let packets = ip_packets();
+    // 1: a fragment (more-fragments bit set).
+    let mut frag = packets[0].1.clone();
+    frag[6] |= 0x20;
+    // 2: a SYN cut by the snaplen: 30 of its bytes.
+    let syn = eth(&packets[2].1);
+    // 3: garbage after the Ethernet header.
+    let garbage = eth(&[0x47, 1, 2, 3, 4, 5]);
+    for (i, (frame, orig)) in [
+        (eth(&frag), None),
+        (syn[..14 + 30].to_vec(), Some(syn.len())),
+        (garbage, None),
+        (eth(&packets[3].1), None),
+        // 5: a DNS answer cut by the snaplen inside its payload: read as far as it goes.
+        (
+            eth(&packets[0].1)[..14 + 28 + 10].to_vec(),
+            Some(14 + packets[0].1.len()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let orig = orig.unwrap_or(frame.len()) as u32;
+        w.write_packet(&PcapPacket::new(
+            t + Duration::from_millis(i as u64),
+            orig,
+            &frame,
+        ))
+        .unwrap();
+    }
+    drop(w);
+    let (code, stdout, stderr) = replay(&path, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in [
+        "warning: packet 1: IP fragment (offset 0): fragments are not reassembled, skipped",
+        "warning: packet 2: undecodable frame: TCP header cut short, skipped",
+        "warning: packet 3: undecodable frame: IPv4 header cut short, skipped",
+        "warning: packet 5: cut by the capture's snaplen (52 of",
+    ] {
+        assert!(stderr.contains(line), "{line}\n{stderr}");
+    }
+    assert!(
+        stdout.contains("warnings:\n  packet 1: IP fragment"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flows (1):"), "{stdout}");
 }
 
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
 
+    /// A rich valid capture: the synthetic mix (DNS, split ClientHellos, HTTP, UDP).
+    fn synthetic() -> Vec<u8> {
+        let mut out = Vec::new();
+        steerlab::pcap::synth::write_synthetic(&mut out, 80, 3).unwrap();
+        out
+    }
+
+    fn read_and_replay(bytes: &[u8], name: &str) {
+        #[allow(clippy::disallowed_methods, reason = "the time bound is wall time")]
+        let started = std::time::Instant::now();
+        let path = temp(name);
+        std::fs::write(&path, bytes).unwrap();
+        let _ = steerlab::pcap::read_capture(&path);
+        let _ = steerlab::pcap::replay(&path, None, Default::default());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// A valid capture with random bytes appended or spliced in is read or rejected,
-        /// never a panic.
+        /// A valid capture with random bytes spliced in is read or rejected, never a panic.
         #[test]
         fn damaged_captures(cut in 0usize..400, junk in proptest::collection::vec(any::<u8>(), 0..200), ng in any::<bool>()) {
             let path = temp(&format!("p-{cut}-{}-{ng}.cap", junk.len()));
@@ -209,8 +307,37 @@ mod never_panics {
             let mut bytes = std::fs::read(&path).unwrap();
             let at = cut.min(bytes.len());
             bytes.splice(at..at, junk);
-            std::fs::write(&path, &bytes).unwrap();
-            let _ = steerlab::pcap::read_capture(&path);
+            read_and_replay(&bytes, &format!("d-{cut}-{ng}.cap"));
+        }
+
+        /// Arbitrary bytes, alone or behind each format's magic.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2000), magic in 0usize..4) {
+            let prefix: &[u8] = match magic {
+                0 => &[],
+                1 => &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0],
+                2 => &[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0],
+                _ => &[0xa1, 0xb2, 0x3c, 0x4d, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 101],
+            };
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(&bytes);
+            read_and_replay(&all, &format!("a-{magic}.cap"));
+        }
+
+        /// The synthetic capture with bytes flipped and cut: every layer sees damage.
+        #[test]
+        fn mutated_synthetic_capture(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..40), cut in any::<usize>()) {
+            let mut bytes = synthetic();
+            let len = bytes.len();
+            for (at, x) in flips {
+                // Past the file header, so most mutations reach the packets.
+                let at = 24 + at % (len - 24);
+                bytes[at] ^= x | 1;
+            }
+            if cut % 3 == 0 {
+                bytes.truncate(cut % len);
+            }
+            read_and_replay(&bytes, "m.cap");
         }
     }
 }

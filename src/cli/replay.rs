@@ -23,9 +23,27 @@ pub struct ReplayArgs {
     /// Write a scenario that reproduces the capture's flows.
     #[arg(long, value_name = "OUT")]
     emit_scenario: Option<PathBuf>,
+    /// Instead of replaying, write a synthetic capture of N packets to CAPTURE (mixed
+    /// DNS, TLS, HTTP and UDP flows, the same every time): the benchmark's input.
+    #[arg(long, value_name = "N", hide = true)]
+    write_synthetic: Option<usize>,
 }
 
 pub fn replay(args: &ReplayArgs) -> ExitCode {
+    if let Some(packets) = args.write_synthetic {
+        let written = std::fs::File::create(&args.capture)
+            .and_then(|f| crate::pcap::synth::write_synthetic(f, packets, 1));
+        return match written {
+            Ok(()) => {
+                eprintln!("wrote {} ({packets} packets)", args.capture.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", args.capture.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let scenario = match args
         .scenario
         .as_deref()
@@ -46,6 +64,9 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
@@ -66,24 +87,47 @@ fn table(r: &ReplayReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: {} TCP/UDP packet(s), client {}, {} skipped",
+        "{}: {} TCP/UDP packet(s), {} DNS answer(s), client {}, {} skipped",
         r.capture,
         r.packets,
+        r.dns_answers,
         r.client.as_deref().unwrap_or("unknown"),
         r.skipped_other + r.skipped_undecodable
     );
+    if !r.warnings.is_empty() {
+        let _ = writeln!(out, "warnings:");
+        for line in &r.warnings {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     let _ = writeln!(out, "control traffic:");
     for line in &r.control {
         let _ = writeln!(out, "  {line}");
     }
     let _ = writeln!(out, "flows ({}):", r.flows.len());
     for f in &r.flows {
+        let mut seen = Vec::new();
+        if let Some(c) = &f.connect {
+            seen.push(format!("CONNECT {c}"));
+        }
+        if let Some(s) = &f.sni {
+            seen.push(format!("SNI {s}"));
+        }
+        if let Some(h) = &f.http_host {
+            seen.push(format!("Host {h}"));
+        }
+        let seen = if seen.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", seen.join(", "))
+        };
         let _ = writeln!(
             out,
-            "  +{}.{:03}s #{:<6} {:<28} {:<22} {:<9} {}",
+            "  +{}.{:03}s #{:<6} {} {:<28} {:<22} {:<9} {}{seen}",
             f.time_ms / 1000,
             f.time_ms % 1000,
             f.packet,
+            f.proto,
             f.host,
             f.addr,
             f.verdict,
@@ -155,7 +199,9 @@ fn emit_scenario(r: &ReplayReport, base: Option<&scenario::Scenario>) -> String 
     let named: Vec<_> = r
         .flows
         .iter()
-        .filter(|f| r.names.contains_key(&f.host))
+        // Connect events are TCP and direct: UDP flows and CONNECTs through a proxy
+        // stay out (the proxy is not in the emitted scenario).
+        .filter(|f| f.proto == "tcp" && f.connect.is_none() && r.names.contains_key(&f.host))
         .collect();
     for f in &named {
         let port = f.addr.rsplit(':').next().unwrap_or("443");

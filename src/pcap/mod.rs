@@ -1,13 +1,25 @@
 //! Captures: reading customer captures (pcap and pcapng, Ethernet, raw IP, Linux SLL and
 //! SLL2, BSD loopback) and replaying them through the agent's steering logic.
 //!
-//! - [`read`]: capture files to decoded IP packets, with correct timestamps.
-//! - [`replay`]: DNS answers into the domain map, SYNs into verdicts, and what the
+//! - [`read`]: capture files to frames, streaming, with correct timestamps; damage is a
+//!   [`read::Damage`] naming the packet.
+//! - [`decode`]: a frame to its TCP or UDP segment.
+//! - [`tcp`]: one direction of a TCP connection put back in order.
+//! - [`sniff`]: a stream's first words: TLS ClientHello SNI, HTTP Host, CONNECT.
+//! - [`replay`]: DNS answers into the domain map, flows into verdicts, and what the
 //!   capture shows of the agent's own control traffic.
+//! - [`warn`]: warnings about a capture, grouped, each naming a packet.
+//! - [`synth`]: a deterministic mixed capture of any size, for the benchmark.
+//! - [`export`]: a simulated run as a capture.
 
+pub mod decode;
 pub mod export;
 pub mod read;
 pub mod replay;
+pub mod sniff;
+pub mod synth;
+pub mod tcp;
+pub mod warn;
 
-pub use read::{CaptureError, Packet, Transport, read_capture};
-pub use replay::{ReplayReport, replay};
+pub use read::{CaptureError, CaptureReader, Packet, Transport, read_capture};
+pub use replay::{ReplayReport, Replayer, replay};
