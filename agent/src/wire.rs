@@ -62,6 +62,12 @@ pub enum Frame {
         /// Sequence number.
         seq: u64,
     },
+    /// Who is behind this tunnel (the agent's enrolled user), sent once the tunnel is up;
+    /// the gateway's policy may depend on the user's groups.
+    Hello {
+        /// The user, e.g. `bob@acme.com`.
+        user: String,
+    },
     /// I am.
     KeepaliveAck {
         /// Sequence number echoed.
@@ -101,6 +107,7 @@ impl Frame {
             Frame::Close { flow } => (5, *flow, Bytes::new()),
             Frame::Keepalive { seq } => (6, 0, Bytes::copy_from_slice(&seq.to_be_bytes())),
             Frame::KeepaliveAck { seq } => (7, 0, Bytes::copy_from_slice(&seq.to_be_bytes())),
+            Frame::Hello { user } => (8, 0, Bytes::from(user.clone())),
         };
         let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
         out.put_u8(kind);
@@ -117,7 +124,7 @@ impl Frame {
         let kind = buf[0];
         let flow = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
         let len = usize::from(u16::from_be_bytes([buf[5], buf[6]]));
-        if !(1..=7).contains(&kind) {
+        if !(1..=8).contains(&kind) {
             return Err(FrameError::UnknownKind(kind));
         }
         if len > MAX_PAYLOAD {
@@ -167,6 +174,9 @@ impl Frame {
             6 => Frame::Keepalive {
                 seq: seq("Keepalive")?,
             },
+            8 => Frame::Hello {
+                user: text("Hello")?,
+            },
             _ => Frame::KeepaliveAck {
                 seq: seq("KeepaliveAck")?,
             },
@@ -182,6 +192,7 @@ fn kind_name(kind: u8) -> &'static str {
         4 => "Data",
         5 => "Close",
         6 => "Keepalive",
+        8 => "Hello",
         _ => "KeepaliveAck",
     }
 }
@@ -211,6 +222,9 @@ mod tests {
             Frame::Close { flow: 7 },
             Frame::Keepalive { seq: 3 },
             Frame::KeepaliveAck { seq: 3 },
+            Frame::Hello {
+                user: "bob@acme.com".into(),
+            },
         ];
         let mut buf = BytesMut::new();
         for f in &frames {

@@ -39,6 +39,20 @@ pub trait Dialer: Clone + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
     /// Connects to `host:port`.
     fn dial(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Sends `datagram` to `host:port` over UDP and returns the first answer (the caller
+    /// bounds the wait). Without UDP to origins, every UDP flow is refused.
+    fn exchange_udp(
+        &self,
+        host: &str,
+        port: u16,
+        datagram: &[u8],
+    ) -> impl Future<Output = io::Result<Vec<u8>>> {
+        let _ = (host, port, datagram);
+        std::future::ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this gateway relays no UDP",
+        )))
+    }
 }
 
 /// Why a gateway could not be built.

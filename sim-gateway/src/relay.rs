@@ -18,6 +18,8 @@ pub(crate) struct Session<D: Dialer> {
     id: u32,
     flows: BTreeMap<u32, mpsc::UnboundedSender<Bytes>>,
     policy: Arc<Policy>,
+    /// The user the agent said it runs for (its Hello frame).
+    user: Option<String>,
 }
 
 enum Upstream {
@@ -33,6 +35,7 @@ impl<D: Dialer> Session<D> {
             id,
             flows: BTreeMap::new(),
             policy,
+            user: None,
         }
     }
 
@@ -91,6 +94,16 @@ impl<D: Dialer> Session<D> {
     fn handle(&mut self, frame: Frame, up: &mpsc::UnboundedSender<Upstream>) -> Option<Frame> {
         match frame {
             Frame::Keepalive { seq } => Some(Frame::KeepaliveAck { seq }),
+            Frame::Hello { user } => {
+                tracing::info!(
+                    target: LOG_TARGET,
+                    gateway = %self.gateway,
+                    "session {} user {user}",
+                    self.id
+                );
+                self.user = Some(user);
+                None
+            }
             Frame::Open {
                 flow,
                 target,
@@ -111,8 +124,19 @@ impl<D: Dialer> Session<D> {
                     "session {} flow {flow} from {process} to {host}:{port}",
                     self.id
                 );
-                if let Some(reason) = self.policy.blocks(&host) {
+                let name = host.trim_start_matches("udp/");
+                if let Some(reason) = self.policy.blocks(name, self.user.as_deref()) {
                     return Some(Frame::Refused { flow, reason });
+                }
+                if let Some(host) = host.strip_prefix("udp/") {
+                    tokio::task::spawn_local(open_udp_flow(
+                        self.dialer.clone(),
+                        flow,
+                        host.to_string(),
+                        port,
+                        up.clone(),
+                    ));
+                    return None;
                 }
                 tokio::task::spawn_local(open_flow(
                     self.dialer.clone(),
@@ -184,6 +208,49 @@ async fn open_flow<D: Dialer>(
         }
     }
     let _ = up.send(Upstream::Frame(Frame::Close { flow }));
+}
+
+/// How long the gateway waits for an origin's answer to its UDP probe.
+pub const UDP_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The datagram the gateway sends to open a UDP flow.
+pub const UDP_PROBE: &[u8] = b"steerlab udp flow open";
+
+/// Opens a UDP flow: one datagram to the origin; an answer within
+/// [`UDP_PROBE_TIMEOUT`] reports Opened, none reports Refused.
+async fn open_udp_flow<D: Dialer>(
+    dialer: D,
+    flow: u32,
+    host: String,
+    port: u16,
+    up: mpsc::UnboundedSender<Upstream>,
+) {
+    let answer = tokio::time::timeout(
+        UDP_PROBE_TIMEOUT,
+        dialer.exchange_udp(&host, port, UDP_PROBE),
+    )
+    .await;
+    let frame = match answer {
+        Ok(Ok(_)) => {
+            let _ = up.send(Upstream::Opened(
+                flow,
+                Box::new(|| mpsc::unbounded_channel().0),
+            ));
+            return;
+        }
+        Ok(Err(e)) => Frame::Refused {
+            flow,
+            reason: format!("origin {host}:{port} unreachable over UDP: {e}"),
+        },
+        Err(_) => Frame::Refused {
+            flow,
+            reason: format!(
+                "origin {host}:{port} did not answer over UDP in {}s",
+                UDP_PROBE_TIMEOUT.as_secs()
+            ),
+        },
+    };
+    let _ = up.send(Upstream::Frame(frame));
 }
 
 async fn pump_down<S: AsyncWrite>(mut wr: WriteHalf<S>, mut rx: mpsc::UnboundedReceiver<Bytes>) {

@@ -38,7 +38,10 @@ const SERVICE_HOSTS: [&str; 6] = ["backup", "doh", "ldns", "gslb", "proxy", "pac
 const EVENT_KEYS: [(&str, &[&str]); 8] = [
     ("start", &[]),
     ("stop", &[]),
-    ("connect", &["process", "target", "via_proxy", "dns"]),
+    (
+        "connect",
+        &["process", "target", "via_proxy", "dns", "proto"],
+    ),
     ("rule", &["where", "rule"]),
     ("partition", &["host"]),
     ("repair", &["host"]),
@@ -142,6 +145,9 @@ impl Source<'_> {
         c.location = self.opt(&raw.location, location)?.unwrap_or(c.location);
         c.tunnel = self.opt_word(&raw.tunnel, "tunnel")?.unwrap_or(c.tunnel);
         c.fail_close = raw.fail_close.unwrap_or(c.fail_close);
+        c.user = self.opt(&raw.user, |u| {
+            text_value(u, "user", "e.g. \"bob@acme.com\"")
+        })?;
         Ok(c)
     }
 
@@ -338,14 +344,41 @@ impl Source<'_> {
     }
 
     fn policy(&self, raw: Option<RawPolicy>) -> Res<Policy> {
-        let block = raw.and_then(|p| p.block);
-        let entry = |s: &str| match s.strip_prefix("category:") {
-            Some(c) if !c.trim().is_empty() => Ok(s.to_string()),
-            Some(_) => Err("empty category; write e.g. \"category:file-sharing\"".to_string()),
-            None => RuleTarget::parse(s).map(|_| s.to_string()),
+        let Some(raw) = raw else {
+            return Ok(Policy::default());
         };
+        let entry = |s: &str| {
+            let (target, group) = match s.split_once(" for ") {
+                Some((t, g)) => (t.trim(), Some(g.trim())),
+                None => (s.trim(), None),
+            };
+            if let Some(group) = group {
+                match group.strip_prefix("group:") {
+                    Some(g) if !g.trim().is_empty() => {}
+                    _ => {
+                        return Err(format!(
+                            "`for {group}` names no group; write e.g. \"category:social for group:contractors\""
+                        ));
+                    }
+                }
+            }
+            match target.strip_prefix("category:") {
+                Some(c) if !c.trim().is_empty() => Ok(s.trim().to_string()),
+                Some(_) => Err("empty category; write e.g. \"category:file-sharing\"".to_string()),
+                None => RuleTarget::parse(target).map(|_| s.trim().to_string()),
+            }
+        };
+        let mut groups = BTreeMap::new();
+        for (group, users) in raw.groups.unwrap_or_default() {
+            let users = self.list(Some(users), |u: &str| {
+                text_value(u, "user", "e.g. \"bob@acme.com\"")
+            })?;
+            groups.insert(group, users);
+        }
         Ok(Policy {
-            block: self.list(block, entry)?,
+            block: self.list(raw.block, entry)?,
+            allow: self.list(raw.allow, entry)?,
+            groups,
         })
     }
 
@@ -435,6 +468,7 @@ impl Source<'_> {
             ("host", ev.host.as_ref().map(Spanned::span)),
             ("location", ev.location.as_ref().map(Spanned::span)),
             ("dns", ev.dns.as_ref().map(Spanned::span)),
+            ("proto", ev.proto.as_ref().map(Spanned::span)),
         ];
         for (key, span) in present {
             if let Some(span) = span.filter(|_| !takes.contains(&key)) {
@@ -453,7 +487,7 @@ impl Source<'_> {
                     self.check(process, |s| text_value(s, "process", "e.g. \"chrome.exe\""))?;
                 let (host, port) = self.check(required(&ev.target, "target")?, connect_target)?;
                 let via_proxy = ev.via_proxy.as_ref().is_some_and(|v| *v.get_ref());
-                if let Some(v) = ev.via_proxy.filter(|_| via_proxy && !proxy) {
+                if let Some(v) = ev.via_proxy.clone().filter(|_| via_proxy && !proxy) {
                     let help = "add `proxy = { address = \"10.10.10.11:8080\" }` under [network]";
                     return Err(self.err(
                         v.span(),
@@ -464,12 +498,20 @@ impl Source<'_> {
                 let dns = self
                     .opt_word(&ev.dns, "app resolver")?
                     .unwrap_or(AppDns::Os);
+                let proto = self
+                    .opt_word(&ev.proto, "transport")?
+                    .unwrap_or(AppProto::Tcp);
+                if let (AppProto::Udp, true, Some(v)) = (proto, via_proxy, &ev.via_proxy) {
+                    let help = "a proxy carries TCP only: remove `via_proxy` or `proto`";
+                    return Err(self.err(v.span(), "a UDP flow cannot go through the proxy", help));
+                }
                 EventAction::Connect {
                     process,
                     host,
                     port,
                     via_proxy,
                     dns,
+                    proto,
                 }
             }
             "login" => EventAction::Login,

@@ -1,6 +1,7 @@
 //! The typed scenario: what [`load_str`](super::load_str) produces once every key is
 //! checked. The `Default` impls (in `raw.rs`, next to the keys) give what absent keys mean.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,6 +74,9 @@ pub struct Client {
     pub tunnel: TunnelProto,
     /// Block steered flows while no tunnel is up; default false.
     pub fail_close: bool,
+    /// Extension: the enrolled user (`bob@acme.com`), told to the gateway for
+    /// user-group policy. Default none.
+    pub user: Option<String>,
 }
 
 /// A dotted client version such as `95.1.0` or `95.1.0.870`; default `95.1.0`.
@@ -187,6 +191,13 @@ impl std::fmt::Display for OnPremTest {
     }
 }
 
+/// An app flow's transport (`connect` events' `proto`): `"tcp"` | `"udp"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    Tcp,
+    Udp,
+}
+
 /// How an app resolves its host: `"os"` (the OS resolver; the client sees the answer) |
 /// `"app-doh"` (the app's own DNS over HTTPS, e.g. a browser's; the client sees nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,8 +271,13 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
     /// Blocked destinations: domains (`dropbox.com`, `*.dropbox.com`) and categories
-    /// (`category:file-sharing`). A blocked tunneled flow gets a block page.
+    /// (`category:file-sharing`), each optionally `for group:NAME`. A blocked tunneled
+    /// flow gets a block page.
     pub block: Vec<String>,
+    /// Extension: allow rules, same shape; a matching allow wins over every block.
+    pub allow: Vec<String>,
+    /// Extension: the tenant directory, group -> users.
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 /// `[network]`: firewalls and proxy between the endpoint and the internet.
@@ -383,6 +399,8 @@ pub enum EventAction {
         port: u16,
         via_proxy: bool,
         dns: AppDns,
+        /// Extension: `"tcp"` (default) or `"udp"` (one datagram and its answer).
+        proto: AppProto,
     },
     /// Add a firewall rule at run time.
     Rule { place: FirewallPlace, rule: Rule },

@@ -3,6 +3,7 @@
 //! need checking stay `Spanned` strings so the loader can point at them;
 //! `deny_unknown_fields` everywhere makes typos errors.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -11,9 +12,10 @@ use toml::Spanned;
 
 use super::duration::parse_duration;
 use super::model::{
-    AppDns, Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY, DEFAULT_SLOW_ANSWER, Dns,
-    FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region, ResolvedBy, RuleAction,
-    RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant, TunnelProto, TunnelState, Verdict,
+    AppDns, AppProto, Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY,
+    DEFAULT_SLOW_ANSWER, Dns, FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region,
+    ResolvedBy, RuleAction, RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant,
+    TunnelProto, TunnelState, Verdict,
 };
 use super::{LoadError, from_toml};
 
@@ -66,6 +68,7 @@ pub(super) struct RawClient {
     pub location: S,
     pub tunnel: S,
     pub fail_close: Option<bool>,
+    pub user: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +151,8 @@ pub(super) struct RawOrigin {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawPolicy {
     pub block: Option<Vec<Spanned<String>>>,
+    pub allow: Option<Vec<Spanned<String>>>,
+    pub groups: Option<BTreeMap<String, Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +198,7 @@ pub(super) struct RawEvent {
     pub host: S,
     pub location: S,
     pub dns: S,
+    pub proto: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +243,7 @@ impl Default for Client {
             location: "us-east".into(),
             tunnel: TunnelProto::Dtls,
             fail_close: false,
+            user: None,
         }
     }
 }
@@ -346,6 +353,7 @@ words! {
     SteeringMode { CloudApps = "cloud-apps", Web = "web", All = "all" }
     PinnedAction { Bypass = "bypass", Tunnel = "tunnel", Block = "block" }
     AppDns { Os = "os", AppDoh = "app-doh" }
+    AppProto { Tcp = "tcp", Udp = "udp" }
     ProxyDiscovery { Manual = "manual", Pac = "pac", Wpad = "wpad" }
     FirewallPlace { Host = "host", Perimeter = "perimeter" }
     RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect", Intercept = "intercept" }

@@ -35,7 +35,7 @@ name: "DoH blocked: agent falls back to LDNS",
 description: "free text shown by steerlab run",
 seed: 7, duration: 120s, clock_unix_ms: 1571053240000,
 tenant: Tenant { name: "acme", region: Global, gslb: false, gslb_behaviour: Answer, gslb_order: [] },
-client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false },
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.173.13.40, location: "us-east", tunnel: Dtls, fail_close: false, user: None },
 dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "eu-west", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted, search_domain: "corp.internal" },
 steering: Steering { mode: CloudApps, ports: [80, 443], managed: ["box.com", "*.box.com"], exceptions: ["zoom.us", "*.zoom.us", "203.0.113.0/24", "198.51.100.7"], bypass_apps: ["zoom.us", "Teams.exe"], pinned_apps: [], steer_dns: false, private_apps: false, sni_check: false, on_prem: None },
 pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 12ms, cert: Trusted },
@@ -47,9 +47,9 @@ Rule { action: Block, proto: Any, port: None, target: None, text: "block any" }]
 perimeter_firewall: [Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" },
 Rule { action: Inspect, proto: Tcp, port: Some(443), target: None, text: "inspect tcp/443" }],
 proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual }),
-pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [] },
+pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} },
 events: [Event { at: 0ns, action: Start },
-Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false, dns: Os } },
+Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false, dns: Os, proto: Tcp } },
 Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } },
 Event { at: 90s, action: Partition { host: "nyc1" } }],
 expect: Expect { resolved_by: Some(Ldns), gateway: Some("nyc1"), tunnel: Some(Tls),
@@ -62,7 +62,7 @@ name: "m",
 description: "",
 seed: 0, duration: 60s, clock_unix_ms: 1571053240000,
 tenant: Tenant { name: "acme", region: Global, gslb: false, gslb_behaviour: Answer, gslb_order: [] },
-client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false },
+client: Client { version: ClientVersion { text: "95.1.0", parts: [95, 1, 0] }, ip: 10.0.0.10, location: "us-east", tunnel: Dtls, fail_close: false, user: None },
 dns: Dns { doh: "dns.google", ldns: 10.0.0.53, ldns_location: "us-east", doh_behaviour: Answer, ldns_behaviour: Answer, doh_cert: Trusted, search_domain: "corp.internal" },
 steering: Steering { mode: CloudApps, ports: [80, 443], managed: [], exceptions: [], bypass_apps: [], pinned_apps: [], steer_dns: false, private_apps: false, sni_check: false, on_prem: None },
 pops: [Pop { name: "nyc1", location: "us-east", ip: 8.36.116.35, latency: 20ms, cert: Trusted }],
@@ -71,7 +71,7 @@ origins: [],
 network: Network { host_firewall: [],
 perimeter_firewall: [],
 proxy: None,
-pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [] },
+pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} },
 events: [],
 expect: Expect { resolved_by: None, gateway: None, tunnel: None,
 flows: None } }
@@ -181,7 +181,7 @@ const ERRORS: &str = r#"
 7:11 unknown key `adress` in [network.proxy] => did you mean `address`? known keys: address, discovery <- [network]|proxy = { adress = '10.0.0.1:8080' }
 7:1 unknown key `verdikt` in [[expect.flows]] <- [[expect.flows]]|verdikt = 'direct'
 7:1 unknown key `doh_behavior` in [dns] => did you mean `doh_behaviour`? known keys: doh, ldns, ldns_location, doh_behaviour, ldns_behaviour, doh_cert, search_domain <- [dns]|doh_behavior = 'empty'
-9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host, location, dns <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
+9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host, location, dns, proto <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
 7:14 invalid value: integer `70000` => write a port number from 1 to 65535 <- [steering]|ports = [80, 70000]
 7:10 port 0 cannot be steered <- [steering]|ports = [0]
 7:11 invalid type: floating point => write the value in double quotes <- [client]|version = 96.1

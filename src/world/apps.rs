@@ -23,6 +23,12 @@ use crate::scenario::Verdict;
 /// flow) before it gives up.
 pub const APP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a UDP app waits for the answer to its datagram.
+pub const APP_UDP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a UDP app sends; origins echo it.
+pub const APP_UDP_PAYLOAD: &[u8] = b"steerlab app datagram";
+
 /// How long an app waits for one answer from the OS resolver, and how many times it asks.
 pub const APP_DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// See [`APP_DNS_TIMEOUT`].
@@ -43,6 +49,8 @@ pub struct AppRequest {
     pub own_doh: bool,
     /// The app sends through this explicit proxy with HTTP CONNECT.
     pub via_proxy: Option<SocketAddr>,
+    /// A UDP flow (one datagram and its answer) instead of a TCP connection.
+    pub udp: bool,
 }
 
 /// What the apps share.
@@ -91,8 +99,8 @@ impl Apps {
         }
         let dst = SocketAddr::new(ip, req.port);
         // A TLS app puts its host in the ClientHello's SNI.
-        let sni =
-            (req.port == 443 && req.host.parse::<IpAddr>().is_err()).then(|| req.host.clone());
+        let sni = (req.port == 443 && !req.udp && req.host.parse::<IpAddr>().is_err())
+            .then(|| req.host.clone());
         self.open(req, target, dst, sni, None).await;
     }
 
@@ -115,6 +123,11 @@ impl Apps {
             dst,
             sni,
             connect,
+            proto: if req.udp {
+                agent::core::steer::FlowProto::Udp
+            } else {
+                agent::core::steer::FlowProto::Tcp
+            },
             reply,
         };
         if self.agent.send(Command::AppFlow(flow)).is_err() {
@@ -146,6 +159,7 @@ impl Apps {
                     Err(_) => "timed out waiting for the gateway".to_string(),
                 }
             }
+            _ if req.udp => self.udp_exchange(dst).await,
             _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
                 Ok(Ok(stream)) if via_proxy => proxy_connect(stream, &target).await,
                 Ok(Ok(stream)) if req.port == 80 => http_get(stream, &req.host).await,
@@ -172,6 +186,34 @@ impl Apps {
         };
         if let Ok(mut flows) = self.flows.lock() {
             flows.insert(req.index, record);
+        }
+    }
+
+    /// One datagram to `dst` through the network path, and the origin's echo.
+    async fn udp_exchange(&self, dst: SocketAddr) -> String {
+        let Ok(socket) = self.net.bind_udp().await else {
+            return "failed: no UDP socket".to_string();
+        };
+        match socket.send_to(APP_UDP_PAYLOAD, dst).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return "unreachable (ICMP)".to_string();
+            }
+            Err(e) => return format!("failed: {e}"),
+        }
+        let mut buf = vec![0u8; 2048];
+        let answer = async {
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((_, from)) if from == dst => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+        };
+        match tokio::time::timeout(APP_UDP_TIMEOUT, answer).await {
+            Ok(true) => "UDP answered".to_string(),
+            Ok(false) | Err(_) => "no UDP answer".to_string(),
         }
     }
 

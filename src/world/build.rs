@@ -1,6 +1,6 @@
 //! Building and running the world for one scenario.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -455,7 +455,9 @@ fn drive(
         .iter()
         .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
         .collect();
-    let policy = sim_gateway::Policy::new(&s.policy.block, categories);
+    let policy = sim_gateway::Policy::new(&s.policy.block, categories)
+        .with_allow(&s.policy.allow)
+        .with_directory(&s.policy.groups);
     let mut gateways = Vec::new();
     let mut latencies = Vec::new();
     for pop in &s.pops {
@@ -509,16 +511,35 @@ fn drive(
             .or_default()
             .push(origin.host.clone());
     }
+    // UDP apps' ports: every origin echoes datagrams on them.
+    let udp_ports: BTreeSet<u16> = s
+        .events
+        .iter()
+        .filter_map(|e| match &e.action {
+            EventAction::Connect {
+                port,
+                proto: crate::scenario::AppProto::Udp,
+                ..
+            } => Some(*port),
+            _ => None,
+        })
+        .collect();
     for (ip, hosts) in sites {
         let leaf = pki.leaf(&hosts, Authority::Public, false)?;
         let tls = serve::server_config(&leaf, Arc::new(clock))?;
         let router = crate::origin::router(&hosts.join(", "));
+        let udp_ports = udp_ports.clone();
         sim.host(IpAddr::V4(ip), move || {
-            let (router, tls) = (router.clone(), tls.clone());
+            let (router, tls, udp_ports) = (router.clone(), tls.clone(), udp_ports.clone());
             async move {
                 let plain = tokio::task::spawn_local(serve::https(router.clone(), None, 80));
+                let echoes: Vec<_> = udp_ports
+                    .into_iter()
+                    .map(|p| tokio::task::spawn_local(serve::udp_echo(p)))
+                    .collect();
                 serve::https(router, Some(tls), 443).await?;
                 plain.abort();
+                echoes.iter().for_each(|e| e.abort());
                 Ok(())
             }
         });
@@ -627,6 +648,7 @@ fn drive(
             .map(|p| SocketAddr::V4(p.address)),
         proxy_discovery: super::pac::discovery(s),
         portal_check_url: Some(super::portal::CHECK_URL.to_string()),
+        user: s.client.user.clone(),
         on_prem: s
             .steering
             .on_prem
@@ -767,6 +789,7 @@ fn drive(
                     port,
                     dns,
                     via_proxy,
+                    proto,
                 } => {
                     let (via_proxy, why) = app_proxy(s, plan, *via_proxy, host, *port, &clock);
                     if let Some(why) = why {
@@ -779,6 +802,7 @@ fn drive(
                         port: *port,
                         own_doh: *dns == AppDns::AppDoh,
                         via_proxy,
+                        udp: *proto == crate::scenario::AppProto::Udp,
                     });
                     connects += 1;
                     format!("connect {process} {host}:{port}")

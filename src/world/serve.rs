@@ -64,6 +64,17 @@ pub async fn https(router: Router, tls: Option<Arc<ServerConfig>>, port: u16) ->
     Ok(())
 }
 
+/// Echoes every datagram that arrives on UDP `port` (origins answering UDP apps, and the
+/// gateway's UDP flow probe).
+pub async fn udp_echo(port: u16) -> turmoil::Result {
+    let socket = turmoil::net::UdpSocket::bind((ANY, port)).await?;
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, from) = socket.recv_from(&mut buf).await?;
+        socket.send_to(&buf[..n], from).await?;
+    }
+}
+
 /// Serves `router` on every connection `listener` accepts (TLS first when `tls` is set).
 /// The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
 pub async fn serve_router<L: Accept>(
@@ -160,6 +171,31 @@ impl sim_gateway::Dialer for WorldDialer {
             })?,
         };
         turmoil::net::TcpStream::connect(SocketAddr::from((ip, port))).await
+    }
+
+    async fn exchange_udp(
+        &self,
+        host: &str,
+        port: u16,
+        datagram: &[u8],
+    ) -> std::io::Result<Vec<u8>> {
+        let ip = match host.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            Err(_) => *self.names.get(&host.to_ascii_lowercase()).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no such host {host}"))
+            })?,
+        };
+        let to = SocketAddr::from((ip, port));
+        let socket = turmoil::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
+        socket.send_to(datagram, to).await?;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, from) = socket.recv_from(&mut buf).await?;
+            if from == to {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+        }
     }
 }
 

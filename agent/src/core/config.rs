@@ -77,6 +77,9 @@ pub struct Config {
     /// The captive-portal check URL (answers 204 on an open network), GET after a whole
     /// round of connection attempts failed; `None`: no check.
     pub portal_check_url: Option<String>,
+    /// The enrolled user (`bob@acme.com`), told to the gateway when a tunnel comes up so
+    /// that user-group policy applies; `None`: the gateway knows no user.
+    pub user: Option<String>,
     /// On-prem detection (dynamic steering), if configured.
     pub on_prem: Option<super::onprem::OnPremCheck>,
     /// Seed of the agent's own RNG (backoff jitter, DNS query ids).

@@ -21,6 +21,8 @@ pub struct FlowSeen {
     pub sni: Option<String>,
     /// The host and port of its HTTP CONNECT, when it goes through an on-prem proxy.
     pub connect: Option<(String, u16)>,
+    /// TCP (a SYN) or UDP (a first datagram).
+    pub proto: steer::FlowProto,
 }
 
 impl Agent {
@@ -47,16 +49,17 @@ impl Agent {
             dst,
             sni,
             connect,
+            proto,
         } = seen;
         let process = process.as_str();
         if let Some((host, port)) = &connect {
             return self.decide_flow(
                 flow,
                 process,
-                src,
-                dst,
+                (src, dst),
                 vec![host.to_ascii_lowercase()],
                 Some((host.clone(), *port)),
+                steer::FlowProto::Tcp,
             );
         }
         let names = match sni.as_deref().filter(|_| self.config.steering.sni_check) {
@@ -75,7 +78,7 @@ impl Agent {
                 .map(String::from)
                 .collect(),
         };
-        self.decide_flow(flow, process, src, dst, names, None);
+        self.decide_flow(flow, process, (src, dst), names, None, proto);
     }
 
     /// Decides one flow, logs it, and opens it through the tunnel when tunneled.
@@ -84,10 +87,10 @@ impl Agent {
         &mut self,
         flow: u32,
         process: &str,
-        src: SocketAddr,
-        dst: SocketAddr,
+        (src, dst): (SocketAddr, SocketAddr),
         names: Vec<String>,
         connect: Option<(String, u16)>,
+        proto: steer::FlowProto,
     ) {
         // A CONNECT is judged by its host: the proxy's own address says nothing of it.
         let judged = match &connect {
@@ -103,10 +106,10 @@ impl Agent {
             Phase::Connected { op, .. } => Some(op),
             _ => None,
         };
-        let decision = self
-            .config
-            .steering
-            .decide_in(self.mode_now(), &info, tunnel.is_some());
+        let decision =
+            self.config
+                .steering
+                .decide_proto(self.mode_now(), &info, proto, tunnel.is_some());
         let (host, ip, port) = (decision.host.clone(), dst.ip(), dst.port());
         use steer::{Reason, Verdict};
         let line = match (&decision.verdict, &decision.reason) {
@@ -168,9 +171,11 @@ impl Agent {
         self.push(Action::Steer { flow, decision });
         if let (true, Some(op)) = (tunneled, tunnel) {
             self.pending_flows.insert(flow);
-            let target = match &connect {
-                Some((host, port)) => format!("{host}:{port}"),
-                None => format!("{host}:{port}"),
+            // The gateway opens a UDP flow for a `udp/host:port` target.
+            let target = match (&connect, proto) {
+                (Some((host, port)), _) => format!("{host}:{port}"),
+                (None, steer::FlowProto::Tcp) => format!("{host}:{port}"),
+                (None, steer::FlowProto::Udp) => format!("udp/{host}:{port}"),
             };
             self.push(Action::OpenFlow {
                 op,

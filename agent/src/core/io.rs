@@ -62,6 +62,13 @@ pub enum Action {
         /// Connect through this HTTP proxy with CONNECT (TLS only).
         proxy: Option<SocketAddr>,
     },
+    /// Tell the gateway at the end of tunnel `op` who the user is.
+    SendHello {
+        /// The tunnel.
+        op: OpId,
+        /// The enrolled user.
+        user: String,
+    },
     /// Send a keepalive with this sequence number on tunnel `op`.
     SendKeepalive {
         /// The tunnel.

@@ -31,6 +31,7 @@ fn config() -> Config {
         proxy: None,
         proxy_discovery: None,
         portal_check_url: None,
+        user: None,
         seed: 1,
     }
 }
@@ -243,6 +244,7 @@ mod unrelated_events {
                 dst,
                 sni: None,
                 connect: None,
+                proto: Default::default(),
             },
             now,
         );

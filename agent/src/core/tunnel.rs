@@ -130,6 +130,9 @@ impl Agent {
         self.log(Level::Info, "nsTunnel", line);
         self.set_status(TunnelStatus::Connected);
         self.portal_passed();
+        if let Some(user) = self.config.user.clone() {
+            self.push(Action::SendHello { op, user });
+        }
         self.timers
             .insert(Timer::KeepaliveSend, now + KEEPALIVE_INTERVAL);
         self.timers

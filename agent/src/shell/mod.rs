@@ -86,6 +86,8 @@ pub struct AppFlow {
     pub sni: Option<String>,
     /// The host and port of its HTTP CONNECT, when `dst` is an on-prem proxy.
     pub connect: Option<(String, u16)>,
+    /// TCP or UDP.
+    pub proto: crate::core::steer::FlowProto,
     /// Gets the agent's decision.
     pub reply: oneshot::Sender<FlowDecision>,
 }
@@ -199,6 +201,7 @@ impl<N: Net> Shell<N> {
                                     dst: app.dst,
                                     sni: app.sni,
                                     connect: app.connect,
+                                    proto: app.proto,
                                 },
                                 now,
                             );
@@ -343,6 +346,11 @@ impl<N: Net> Shell<N> {
                         rx,
                     );
                     self.spawn(op, fut);
+                }
+                Action::SendHello { op, user } => {
+                    if let Some(tx) = self.tunnels.get(&op) {
+                        let _ = tx.send(Frame::Hello { user });
+                    }
                 }
                 Action::SendKeepalive { op, seq } => {
                     if let Some(tx) = self.tunnels.get(&op) {

@@ -98,6 +98,18 @@ pub enum Reason {
     FailOpen,
     /// DNS is not steered (`steer_dns` off).
     DnsNotSteered,
+    /// A UDP flow outside mode `all` (cloud-apps and web steer TCP only).
+    UdpNotSteered,
+}
+
+/// The transport of an app flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlowProto {
+    /// A TCP connection (decided at its SYN, or its CONNECT).
+    #[default]
+    Tcp,
+    /// A UDP flow (decided at its first datagram).
+    Udp,
 }
 
 impl fmt::Display for Reason {
@@ -115,6 +127,7 @@ impl fmt::Display for Reason {
             Reason::FailClose => f.write_str("tunnel down, fail close"),
             Reason::FailOpen => f.write_str("tunnel down, fail open"),
             Reason::DnsNotSteered => f.write_str("DNS is not steered"),
+            Reason::UdpNotSteered => f.write_str("UDP is steered only in mode all"),
         }
     }
 }
@@ -203,6 +216,18 @@ impl Steering {
     /// The verdict for `flow` as if the mode were `mode` (dynamic steering: the on-prem
     /// mode replaces the configured one while the client is on-prem).
     pub fn decide_in(&self, mode: Mode, flow: &FlowInfo, tunnel_up: bool) -> Decision {
+        self.decide_proto(mode, flow, FlowProto::Tcp, tunnel_up)
+    }
+
+    /// The verdict for a TCP or UDP `flow` in `mode`. Modes cloud-apps and web steer
+    /// TCP only; mode `all` steers UDP like TCP (DNS only with `steer_dns`).
+    pub fn decide_proto(
+        &self,
+        mode: Mode,
+        flow: &FlowInfo,
+        proto: FlowProto,
+        tunnel_up: bool,
+    ) -> Decision {
         let ip = flow.dst.ip();
         let port = flow.dst.port();
         let managed_name = flow.names.iter().find(|n| self.managed.matches(n));
@@ -216,6 +241,9 @@ impl Steering {
             host: host.clone(),
         };
         let port_steered = self.ports.contains(&port);
+        if proto == FlowProto::Udp && mode != Mode::All {
+            return decision(Verdict::Direct, Reason::UdpNotSteered);
+        }
         match mode {
             Mode::CloudApps if managed_name.is_none() => {
                 return decision(Verdict::Direct, Reason::NotManaged);

@@ -121,6 +121,31 @@ fn mode_all_leaves_dns_alone_unless_steered() {
     assert_eq!(s.decide(&f, true).verdict, Verdict::Tunneled);
 }
 
+#[test]
+fn udp_is_steered_only_in_mode_all() {
+    let f = flow("zoom.exe", Some("www.box.com"), "107.152.27.197:8801");
+    for mode in [Mode::CloudApps, Mode::Web] {
+        let d = steering(mode).decide_proto(mode, &f, FlowProto::Udp, true);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Direct, Reason::UdpNotSteered)
+        );
+    }
+    let mut s = steering(Mode::All);
+    let d = s.decide_proto(Mode::All, &f, FlowProto::Udp, true);
+    assert_eq!(d.verdict, Verdict::Tunneled);
+    // Exceptions, DNS and fail close apply to UDP as to TCP.
+    let e = flow("zoom.exe", Some("zoom.us"), "170.114.52.2:8801");
+    let d = s.decide_proto(Mode::All, &e, FlowProto::Udp, true);
+    assert_eq!(d.verdict, Verdict::Bypassed);
+    let dns = flow("svchost.exe", None, "8.8.4.4:53");
+    let d = s.decide_proto(Mode::All, &dns, FlowProto::Udp, true);
+    assert_eq!(d.reason, Reason::DnsNotSteered);
+    s.fail_close = true;
+    let d = s.decide_proto(Mode::All, &f, FlowProto::Udp, false);
+    assert_eq!(d.verdict, Verdict::Blocked);
+}
+
 fn any_flow() -> impl Strategy<Value = FlowInfo> {
     (
         prop::sample::select(vec!["chrome.exe", "zoom.us", "Teams.exe", "curl"]),
