@@ -14,4 +14,5 @@
 pub mod core;
 pub mod pac;
 pub mod shell;
+pub mod tenant;
 pub mod wire;
