@@ -84,6 +84,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             proxy_discovery: None,
             portal_check_url: None,
             user: None,
+            control: None,
             seed: 1,
         };
         let shell = Shell::new(

@@ -89,6 +89,10 @@ mod tests {
         assert!(ClientConfigDoc::from_json(b"{}").is_err());
         assert!(ClientConfigDoc::from_json(b"not json").is_err());
         let extra = br#"{"version":1,"name":"x","steering":{},"client":{},"zzz":1}"#;
-        assert!(ClientConfigDoc::from_json(extra).unwrap_err().contains("zzz"));
+        assert!(
+            ClientConfigDoc::from_json(extra)
+                .unwrap_err()
+                .contains("zzz")
+        );
     }
 }

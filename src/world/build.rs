@@ -649,6 +649,7 @@ fn drive(
         proxy_discovery: super::pac::discovery(s),
         portal_check_url: Some(super::portal::CHECK_URL.to_string()),
         user: s.client.user.clone(),
+        control: None,
         on_prem: s
             .steering
             .on_prem

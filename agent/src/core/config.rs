@@ -77,6 +77,9 @@ pub struct Config {
     /// The captive-portal check URL (answers 204 on an open network), GET after a whole
     /// round of connection attempts failed; `None`: no check.
     pub portal_check_url: Option<String>,
+    /// The tenant's control plane to download the client configuration from; `None`:
+    /// the configuration given here is all there is.
+    pub control: Option<super::control::ControlPlane>,
     /// The enrolled user (`bob@acme.com`), told to the gateway when a tunnel comes up so
     /// that user-group policy applies; `None`: the gateway knows no user.
     pub user: Option<String>,

@@ -62,6 +62,18 @@ pub enum Action {
         /// Connect through this HTTP proxy with CONNECT (TLS only).
         proxy: Option<SocketAddr>,
     },
+    /// GET the client configuration (`path`) from the control plane over HTTPS and report
+    /// its [`HttpOutcome`] to [`crate::core::Agent::handle_config`].
+    FetchConfig {
+        /// Operation id.
+        op: OpId,
+        /// TLS server name and HTTP host (`addon-<tenant>...`).
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// Path and query.
+        path: String,
+    },
     /// Tell the gateway at the end of tunnel `op` who the user is.
     SendHello {
         /// The tunnel.

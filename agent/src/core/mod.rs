@@ -18,6 +18,7 @@
 //! flow (`flows`, `steer`), with on-prem detection switching the mode (`onprem`).
 
 mod config;
+pub mod control;
 pub mod dns;
 mod flows;
 mod gslb;
@@ -138,6 +139,8 @@ pub struct Agent {
     portal_check: Option<OpId>,
     /// What the last captive-portal check found.
     portal: portal::Portal,
+    /// The configuration downloads from the control plane.
+    config_state: control::ConfigState,
 }
 
 #[derive(Debug)]
@@ -218,6 +221,7 @@ impl Agent {
             proxies: None,
             portal_check: None,
             portal: portal::Portal::Unknown,
+            config_state: control::ConfigState::default(),
         }
     }
     /// The configuration the agent runs with.
@@ -263,6 +267,7 @@ impl Agent {
         self.failures = 0;
         self.proto = self.preferred_proto();
         self.start_onprem_check(now);
+        self.pull_config(now);
         self.begin_attempt(Role::Primary, now);
     }
     /// Stop the agent: close the tunnel and cancel everything in flight.
@@ -439,6 +444,8 @@ impl Agent {
             }
             Timer::PacFetch => self.pac_timed_out(now),
             Timer::PortalCheck => self.portal_timed_out(),
+            Timer::ConfigPull => self.pull_config(now),
+            Timer::ConfigTimeout => self.config_timed_out(now),
             Timer::KeepaliveSend => {
                 if let Phase::Connected { op, .. } = self.phase {
                     self.keepalive_seq += 1;

@@ -32,6 +32,7 @@ fn config() -> Config {
         proxy_discovery: None,
         portal_check_url: None,
         user: None,
+        control: None,
         seed: 1,
     }
 }
@@ -559,5 +560,120 @@ mod portal_and_onprem_http {
         agent.handle_http_get(op, open, now);
         let (_, logs) = drain(&mut agent);
         assert!(!logs.iter().any(|l| l.contains("Captive")), "{logs:?}");
+    }
+}
+
+mod control_plane {
+    use super::*;
+    use crate::core::control::{CONFIG_FIRST_RETRY, CONFIG_INTERVAL, ControlPlane};
+    use crate::core::steer::Mode;
+    use crate::tenant::{ClientConfigDoc, ClientDoc, SteeringDoc};
+
+    fn with_control() -> Config {
+        Config {
+            user: Some("bob@acme.com".into()),
+            control: Some(ControlPlane {
+                server_name: "addon-acme.goskope.com".into(),
+                addr: SocketAddr::from(([198, 18, 0, 9], 443)),
+                device: "dev-1".into(),
+                hostname: "LAPTOP 7".into(),
+            }),
+            ..config()
+        }
+    }
+
+    fn fetch(acts: &[Action]) -> (OpId, String) {
+        acts.iter()
+            .find_map(|a| match a {
+                Action::FetchConfig { op, path, .. } => Some((*op, path.clone())),
+                _ => None,
+            })
+            .expect("a configuration download")
+    }
+
+    fn doc(version: u64, mode: &str, fail_close: bool) -> Vec<u8> {
+        ClientConfigDoc {
+            version,
+            name: "Lost devices".into(),
+            steering: SteeringDoc {
+                mode: mode.into(),
+                exceptions: vec!["zoom.us".into()],
+                steer_dns: true,
+                ..SteeringDoc::default()
+            },
+            client: ClientDoc {
+                fail_close,
+                config_interval_s: 60,
+                ..ClientDoc::default()
+            },
+        }
+        .to_json()
+    }
+
+    #[test]
+    fn start_downloads_and_applies_a_new_configuration_live() {
+        let now = Instant::now();
+        let mut agent = Agent::new(with_control());
+        agent.handle_start(now);
+        let (acts, _) = drain(&mut agent);
+        let (op, path) = fetch(&acts);
+        assert_eq!(
+            path,
+            "/config?device=dev-1&user=bob@acme.com&hostname=LAPTOP%207&version=none"
+        );
+        let body = doc(4, "all", true);
+        agent.handle_config(op, HttpOutcome::Response { status: 200, body }, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter().any(|l| l.contains(
+                "Applied configuration version 4: steering mode cloud-apps -> all, DNS steering on, fail close on"
+            )),
+            "{logs:#?}"
+        );
+        assert_eq!(agent.config().steering.mode, Mode::All);
+        assert!(agent.config().steering.fail_close);
+        // The configuration's own interval sets the next pull; the same version again
+        // changes nothing.
+        let pull = now + Duration::from_secs(60);
+        assert!(agent.timers.get(&Timer::ConfigPull) == Some(&pull));
+        agent.handle_timeout(pull);
+        let (acts, _) = drain(&mut agent);
+        let (op, path) = fetch(&acts);
+        assert!(path.ends_with("version=4"));
+        let body = doc(4, "all", true);
+        agent.handle_config(op, HttpOutcome::Response { status: 200, body }, pull);
+        let (_, logs) = drain(&mut agent);
+        assert!(!logs.iter().any(|l| l.contains("Applied")), "{logs:#?}");
+    }
+
+    #[test]
+    fn a_failed_first_download_is_retried_in_ten_minutes_and_bad_documents_are_ignored() {
+        let now = Instant::now();
+        let mut agent = Agent::new(with_control());
+        agent.handle_start(now);
+        let (acts, _) = drain(&mut agent);
+        let (op, _) = fetch(&acts);
+        agent.handle_config(op, HttpOutcome::Failed(NetError::Refused), now);
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter().any(|l| l.contains("retrying in 600s")),
+            "{logs:#?}"
+        );
+        assert_eq!(
+            agent.timers.get(&Timer::ConfigPull),
+            Some(&(now + CONFIG_FIRST_RETRY))
+        );
+        agent.handle_timeout(now + CONFIG_FIRST_RETRY);
+        let (acts, _) = drain(&mut agent);
+        let (op, _) = fetch(&acts);
+        let body = doc(1, "everything", false);
+        agent.handle_config(op, HttpOutcome::Response { status: 200, body }, now);
+        let (_, logs) = drain(&mut agent);
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("Ignored client configuration version 1"))
+        );
+        assert_eq!(agent.config().steering.mode, Mode::CloudApps);
+        assert!(CONFIG_INTERVAL > Duration::ZERO);
     }
 }

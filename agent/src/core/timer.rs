@@ -66,6 +66,10 @@ pub enum Timer {
     PacFetch,
     /// When to give up on the captive-portal check.
     PortalCheck,
+    /// When to download the client configuration again.
+    ConfigPull,
+    /// When to give up on a configuration download.
+    ConfigTimeout,
     /// When to send the next keepalive.
     KeepaliveSend,
     /// When to declare a silent tunnel dead.
@@ -86,6 +90,8 @@ impl Timer {
             Timer::TunnelConnect => "tunnel connect timeout",
             Timer::PacFetch => "PAC fetch timeout",
             Timer::PortalCheck => "captive-portal check timeout",
+            Timer::ConfigPull => "configuration pull due",
+            Timer::ConfigTimeout => "configuration download timeout",
             Timer::KeepaliveSend => "keepalive due",
             Timer::KeepaliveDeadline => "tunnel silent too long",
             Timer::Reconnect => "reconnect backoff over",

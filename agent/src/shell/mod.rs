@@ -110,6 +110,7 @@ enum ShellEvent {
     Tunnel(OpId, TunnelEvent),
     Pac(OpId, crate::core::PacFetched),
     Get(OpId, HttpOutcome),
+    Config(OpId, HttpOutcome),
 }
 
 /// The agent with its IO.
@@ -237,6 +238,10 @@ impl<N: Net> Shell<N> {
             ShellEvent::Ldns(op, outcome) => {
                 self.tasks.remove(&op);
                 self.agent.handle_ldns(op, outcome, now);
+            }
+            ShellEvent::Config(op, outcome) => {
+                self.tasks.remove(&op);
+                self.agent.handle_config(op, outcome, now);
             }
             ShellEvent::Get(op, outcome) => {
                 self.tasks.remove(&op);
@@ -398,6 +403,19 @@ impl<N: Net> Shell<N> {
                     let tx = self.events_tx.clone();
                     self.spawn(op, async move {
                         let _ = tx.send(ShellEvent::Pac(op, fut.await));
+                    });
+                }
+                Action::FetchConfig {
+                    op,
+                    server_name,
+                    addr,
+                    path,
+                } => {
+                    let request = https::Request::json("GET", server_name, addr, path, Vec::new());
+                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
+                    let tx = self.events_tx.clone();
+                    self.spawn(op, async move {
+                        let _ = tx.send(ShellEvent::Config(op, fut.await));
                     });
                 }
                 Action::HttpGet { op, url } => {
