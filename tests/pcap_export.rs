@@ -94,3 +94,97 @@ fn replaying_the_export_agrees_with_the_run() {
         );
     }
 }
+
+/// tshark reads every export (pcap and pcapng) with no malformed packet, no bad checksum
+/// and no expert warning or error. Skips, saying why, when tshark is not installed
+/// (`.ci/run` installs it).
+#[test]
+fn tshark_reads_the_exports_without_a_warning() {
+    use std::process::Command;
+    if Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+        return;
+    }
+    for file in [
+        "scenarios/tunnel/dtls-default.toml",
+        "scenarios/steering/web-exceptions-and-private.toml",
+        "scenarios/steering/cloud-apps-managed-tunneled.toml",
+        "scenarios/tunnel/udp-blocked-tls.toml",
+        "scenarios/tunnel/small-mtu-tls.toml",
+    ] {
+        let s = scenario::load_file(Path::new(file)).unwrap();
+        let rec = Recorder::new(s.client.ip);
+        world::run_with(&s, None, Some(rec.clone())).unwrap();
+        let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+        let dir = std::env::temp_dir().join(format!("steerlab-tshark-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stem = file.replace('/', "_");
+        for (ext, bytes) in [
+            ("pcap", rec.to_pcap(epoch)),
+            ("pcapng", rec.to_pcapng(epoch)),
+        ] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            std::fs::write(&path, bytes).unwrap();
+            let out = Command::new("tshark")
+                .arg("-r")
+                .arg(&path)
+                .args(["-q", "-z", "expert,warn"])
+                .args(["-o", "ip.check_checksum:TRUE"])
+                .args(["-o", "tcp.check_checksum:TRUE"])
+                .args(["-o", "udp.check_checksum:TRUE"])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{}: tshark failed: {stderr}",
+                path.display()
+            );
+            let findings = expert_findings(&stdout);
+            assert!(
+                findings.is_empty(),
+                "{}: tshark reports {findings:?}:\n{stdout}",
+                path.display()
+            );
+            for bad in ["cut short", "damaged", "corrupt"] {
+                assert!(!stderr.contains(bad), "{}: {stderr}", path.display());
+            }
+        }
+    }
+}
+
+/// The error and warning lines of `tshark -z expert` output, less the one warning a
+/// faithful capture has: the RST of a connect the scenario refuses (`reset` rules).
+fn expert_findings(expert: &str) -> Vec<String> {
+    let mut serious = false;
+    let mut out = Vec::new();
+    for line in expert.lines() {
+        if line.starts_with("Errors (") || line.starts_with("Warns (") {
+            serious = true;
+        } else if line.starts_with("Notes (") || line.starts_with("Chats (") {
+            serious = false;
+        } else if serious
+            && line.trim_start().starts_with(|c: char| c.is_ascii_digit())
+            && !line.contains("Connection reset (RST)")
+        {
+            out.push(line.trim().to_string());
+        }
+    }
+    if expert.contains("Malformed") {
+        out.push("a malformed packet".to_string());
+    }
+    out
+}
+
+#[test]
+fn expert_findings_keep_errors_and_warnings() {
+    let sample = "\nErrors (1)\n=============\n   Frequency      Group           Protocol  Summary\n           1   Checksum                UDP  Bad checksum [should be 0xeb76]\n\nWarns (2)\n=============\n   Frequency      Group           Protocol  Summary\n           1   Sequence                TCP  Connection reset (RST)\n           3   Sequence                TCP  Previous segment not captured\n\nNotes (6)\n=============\n           6   Sequence                TCP  This frame initiates the connection closing\n";
+    assert_eq!(
+        expert_findings(sample),
+        [
+            "1   Checksum                UDP  Bad checksum [should be 0xeb76]",
+            "3   Sequence                TCP  Previous segment not captured"
+        ]
+    );
+}

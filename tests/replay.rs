@@ -341,3 +341,96 @@ mod never_panics {
         }
     }
 }
+
+/// Captures made by `tests/fixtures/make-captures.sh` with tcpdump on loopback while dig,
+/// openssl s_client and curl ran, replayed under a scenario with box.com managed and the
+/// SNI check on.
+mod real_tools {
+    use super::*;
+
+    const SNI_SCENARIO: &str = "scenarios/steering/browser-doh-sni-check.toml";
+
+    fn replay_json(file: &str) -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/real")
+            .join(file);
+        let (code, stdout, stderr) = replay(&path, &["--scenario", SNI_SCENARIO, "--json"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.is_empty(), "no warnings expected: {stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    #[test]
+    fn dig_over_udp_and_tcp_teaches_the_names() {
+        let v = replay_json("dns.pcap");
+        assert_eq!(v["dns_answers"], 4, "two over UDP, two over TCP");
+        let names = &v["names"];
+        assert_eq!(names["www.box.com"], "107.152.27.197");
+        assert_eq!(
+            names["files.box.com"], "107.152.27.197",
+            "the CNAME chain, over TCP"
+        );
+        assert_eq!(names["example.com"], "93.184.216.34", "over TCP");
+        assert_eq!(names["gateway-acme.goskope.com"], "8.36.116.35");
+        let control = v["control"].to_string();
+        assert!(
+            control.contains(
+                "local DNS query for gateway-acme.goskope.com to 127.0.0.1:53 (packet 13)"
+            ),
+            "{control}"
+        );
+        assert_eq!(
+            v["flows"].as_array().unwrap().len(),
+            0,
+            "DNS is not an app flow"
+        );
+    }
+
+    #[test]
+    fn openssl_client_hello_over_three_segments_gives_its_sni() {
+        let v = replay_json("tls-split.pcapng");
+        let flows = v["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 1, "{v}");
+        let f = &flows[0];
+        assert_eq!(f["packet"], 1);
+        assert_eq!(f["proto"], "tcp");
+        assert_eq!(f["addr"], "127.0.0.1:443");
+        assert_eq!(f["sni"], "www.box.com");
+        // The SNI check decides by the name: managed, and the tunnel is not up.
+        assert_eq!(f["host"], "www.box.com");
+        assert_eq!(f["reason"], "tunnel down, fail open");
+        assert_eq!(f["verdict"], "direct");
+    }
+
+    #[test]
+    fn curl_through_a_connect_proxy_and_plain_http() {
+        let v = replay_json("http-connect.pcap");
+        let flows = v["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 2, "{v}");
+        let connect = &flows[0];
+        assert_eq!(connect["addr"], "127.0.0.1:8888", "the proxy's address");
+        assert_eq!(connect["connect"], "www.box.com:443");
+        assert_eq!(
+            connect["sni"], "www.box.com",
+            "the ClientHello inside the tunnel"
+        );
+        assert_eq!(connect["host"], "www.box.com", "judged by the CONNECT host");
+        assert_eq!(connect["reason"], "tunnel down, fail open");
+        let http = &flows[1];
+        assert_eq!(http["addr"], "127.0.0.1:80");
+        assert_eq!(http["http_host"], "www.box.com");
+        assert_eq!(http["sni"], serde_json::Value::Null);
+        // No DNS answer named 127.0.0.1: unmanaged in cloud-apps mode.
+        assert_eq!(http["reason"], "not a managed domain");
+    }
+
+    #[test]
+    fn fixtures_are_small() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let len = entry.metadata().unwrap().len();
+            assert!(len < 100_000, "{:?} is {len} bytes", entry.path());
+        }
+    }
+}

@@ -10,7 +10,8 @@
 //!   flow by its SNI when the scenario's `sni_check` is on, any other by the names the
 //!   domain map held for its address at the SYN.
 //! - A UDP flow is the first datagram of a 5-tuple from the endpoint (again after
-//!   [`UDP_IDLE`] of silence), not to port 53, not multicast or broadcast.
+//!   [`UDP_IDLE`] of silence), not to port 53, not multicast or broadcast; the agent
+//!   steers UDP only in mode all (`Steering::decide_proto`).
 //! - Flow state is bounded: a flow's reading ends once decided; flows leave the table at
 //!   FIN or RST, after [`TCP_IDLE`] of silence, or oldest first past [`MAX_FLOWS`].
 //!
@@ -24,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agent::core::steer::{DnsMap, FlowInfo, NetSet, Steering, parse_net};
+use agent::core::steer::{DnsMap, FlowInfo, FlowProto, NetSet, Steering, parse_net};
 use hickory_proto::op::Message;
 use serde::Serialize;
 
@@ -212,7 +213,11 @@ struct TcpFlow {
 
 enum Kind {
     App(Box<AppFlow>),
-    Dns { up: Vec<u8>, down: Vec<u8> },
+    Dns {
+        up: Vec<u8>,
+        down: Vec<u8>,
+        server: SocketAddr,
+    },
 }
 
 struct AppFlow {
@@ -360,7 +365,17 @@ impl Replayer {
                 if fresh {
                     let names = ctx.names(p.dst.ip());
                     let tunnel = ctx.tunnel_up;
-                    ctx.record(number, at, "udp", p.dst, names, tunnel, None, None, None);
+                    ctx.record(
+                        number,
+                        at,
+                        FlowProto::Udp,
+                        p.dst,
+                        names,
+                        tunnel,
+                        None,
+                        None,
+                        None,
+                    );
                 }
             }
             Proto::Tcp { seq, flags } => {
@@ -383,6 +398,7 @@ impl Replayer {
                         Kind::Dns {
                             up: Vec::new(),
                             down: Vec::new(),
+                            server: p.dst,
                         }
                     } else if ctx.is_client(p.src.ip()) {
                         Kind::App(Box::new(AppFlow {
@@ -428,6 +444,7 @@ impl Replayer {
                             kind: Kind::Dns {
                                 up: Vec::new(),
                                 down: Vec::new(),
+                                server: if p.dst.port() == 53 { p.dst } else { p.src },
                             },
                             up: Stream::default(),
                             down: Stream::default(),
@@ -545,7 +562,12 @@ impl TcpFlow {
             return;
         }
         match &mut self.kind {
-            Kind::Dns { up: up_buf, down } => {
+            Kind::Dns {
+                up: up_buf,
+                down,
+                server,
+            } => {
+                let server = *server;
                 let (stream, buf) = if up {
                     (&mut self.up, up_buf)
                 } else {
@@ -562,7 +584,7 @@ impl TcpFlow {
                             break;
                         };
                         if up {
-                            ctx.dns_query_tcp(message);
+                            ctx.dns_query(message, server);
                         } else {
                             ctx.dns_answer(message);
                         }
@@ -680,7 +702,7 @@ impl AppFlow {
         ctx.record_decided(
             self.packet,
             self.at,
-            "tcp",
+            FlowProto::Tcp,
             self.dst,
             FlowInfo {
                 process: "unknown".into(),
@@ -808,11 +830,6 @@ impl Ctx {
         }
     }
 
-    fn dns_query_tcp(&mut self, body: &[u8]) {
-        // The resolver's address is the flow's; TCP queries name it by port only.
-        self.dns_query(body, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 53)));
-    }
-
     /// A flow leaves the table: decided first if it was not.
     fn close(&mut self, mut flow: TcpFlow) {
         flow.settle(self);
@@ -823,7 +840,7 @@ impl Ctx {
         &mut self,
         packet: usize,
         at: Duration,
-        proto: &'static str,
+        proto: FlowProto,
         dst: SocketAddr,
         names: Vec<String>,
         tunnel: bool,
@@ -846,7 +863,7 @@ impl Ctx {
         &mut self,
         packet: usize,
         at: Duration,
-        proto: &'static str,
+        proto: FlowProto,
         dst: SocketAddr,
         info: FlowInfo,
         tunnel: bool,
@@ -854,11 +871,16 @@ impl Ctx {
         http_host: Option<String>,
         connect: Option<String>,
     ) -> usize {
-        let d = self.steering.decide(&info, tunnel);
+        let d = self
+            .steering
+            .decide_proto(self.steering.mode, &info, proto, tunnel);
         self.report.flows.push(ReplayFlow {
             packet,
             time_ms: at.as_millis() as u64,
-            proto,
+            proto: match proto {
+                FlowProto::Tcp => "tcp",
+                FlowProto::Udp => "udp",
+            },
             process: "unknown".into(),
             host: d.host,
             addr: dst.to_string(),

@@ -302,3 +302,15 @@ fn rst_ends_a_flow_and_state_stays_bounded() {
     let r = f.finish();
     assert_eq!(r.flows.len(), MAX_FLOWS + 5_001);
 }
+
+#[test]
+fn udp_outside_mode_all_goes_direct() {
+    let mut f = Feed::new(managed(false));
+    f.udp((BOX, 53), (CLIENT, 53_000), &answer("www.box.com", BOX));
+    f.udp((CLIENT, 50_999), ([8, 36, 116, 35], 443), b"dtls");
+    f.udp((CLIENT, 51_000), (BOX, 443), b"quic");
+    let r = f.finish();
+    assert_eq!(r.flows.len(), 1);
+    assert_eq!(r.flows[0].verdict, "direct");
+    assert_eq!(r.flows[0].reason, "UDP is steered only in mode all");
+}
