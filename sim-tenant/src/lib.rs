@@ -6,10 +6,13 @@
 //! Routes, by service (JSON bodies; errors are `{"error": "..."}`):
 //!
 //! - [`Service::Addon`] (`addon-<tenant>`):
-//!   - `GET /config?device=ID&user=U&hostname=H&version=V[&os=OS][&invite=ADDR]` answers
-//!     the [`agent::tenant::ClientConfigDoc`] of the user's group (the default
-//!     configuration for users in no group) and records the device with last event
-//!     `config_download`. `version` is the client's software version. Who the device is
+//!   - `GET /config?device=ID&user=U&hostname=H&version=V[&os=OS][&client_version=CV]
+//!     [&invite=ADDR]` answers the [`agent::tenant::ClientConfigDoc`] of the user's group
+//!     (the default configuration for users in no group), always with `200` (the agent
+//!     compares versions), and records the device with last event `config_download`.
+//!     `version` is the configuration version the client runs (a number, or `none`);
+//!     `client_version` its software version. Empty parameters count as absent. Who the
+//!     device is
 //!     attributed to depends on the [`Enrollment`] mode: `upn` and `idp` take `user`;
 //!     `email` takes the invite's addressee (`invite`) and keeps it, whoever clicked the
 //!     invite (`user`) — seed 001's attribution problem. `400` for a missing or bad

@@ -140,13 +140,28 @@ pub(crate) async fn config(State(state): State<TenantState>, p: Params) -> Respo
             "`device` and `hostname` are required",
         );
     };
+    let config_version = match p.remove("version").as_deref() {
+        None | Some("" | "none") => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "`version` is the configuration version the client runs: a number, or none",
+                );
+            }
+        },
+    };
+    // An empty parameter is an absent one (the agent sends `user=` when it has none).
+    let mut take = |key: &str| p.remove(key).filter(|v| !v.is_empty());
     let req = ConfigRequest {
         device,
         hostname,
-        user: p.remove("user"),
-        os: p.remove("os"),
-        version: p.remove("version"),
-        invite: p.remove("invite"),
+        user: take("user"),
+        os: take("os"),
+        config_version,
+        client_version: take("client_version"),
+        invite: take("invite"),
     };
     match state.download_config(&req) {
         Ok(doc) => Json(doc).into_response(),

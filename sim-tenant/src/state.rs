@@ -318,6 +318,9 @@ pub struct Device {
     pub status: DeviceStatus,
     /// The configuration it downloaded last: (name, version).
     pub config: Option<(String, u64)>,
+    /// The configuration version it said it ran when it last asked (`None`: the one it
+    /// was installed with).
+    pub running_version: Option<u64>,
 }
 
 /// What a configuration request carries.
@@ -331,8 +334,10 @@ pub struct ConfigRequest {
     pub hostname: String,
     /// Operating system.
     pub os: Option<String>,
+    /// The configuration version the client runs (`None`: the one it was installed with).
+    pub config_version: Option<u64>,
     /// Client software version.
-    pub version: Option<String>,
+    pub client_version: Option<String>,
     /// With email enrollment: the address the invite the client was installed from was
     /// sent to.
     pub invite: Option<String>,
@@ -556,7 +561,7 @@ impl TenantState {
         for (what, v) in [
             ("user", &req.user),
             ("os", &req.os),
-            ("version", &req.version),
+            ("client_version", &req.client_version),
             ("invite", &req.invite),
         ] {
             if let Some(v) = v {
@@ -594,14 +599,16 @@ impl TenantState {
                 },
                 status: DeviceStatus::Enabled,
                 config: None,
+                running_version: None,
             });
         device.hostname = req.hostname.clone();
         if let Some(os) = &req.os {
             device.os = os.clone();
         }
-        if let Some(v) = &req.version {
+        if let Some(v) = &req.client_version {
             device.client_version = v.clone();
         }
+        device.running_version = req.config_version;
         match device.users.iter_mut().find(|u| u.username == username) {
             Some(u) => u.os_user = os_user,
             None => device.users.push(DeviceUser {
@@ -620,10 +627,13 @@ impl TenantState {
     }
 
     /// Records an event a client reported. `client_disabled`, `client_enabled` and
-    /// `client_uninstalled` also set the device's status.
+    /// `client_uninstalled` also set the device's status. An empty `user` is the device's
+    /// first user (the one it is attributed to).
     pub fn record_event(&self, device: &str, user: &str, kind: &str) -> Result<(), Refusal> {
         check_text("device", device)?;
-        check_text("user", user)?;
+        if !user.is_empty() {
+            check_text("user", user)?;
+        }
         check_text("type", kind)?;
         let now = self.now();
         let mut inner = self.lock();
@@ -638,10 +648,18 @@ impl TenantState {
             "client_uninstalled" => DeviceStatus::Uninstalled,
             _ => d.status,
         };
+        let actor = if user.is_empty() {
+            d.users
+                .first()
+                .map(|u| u.username.clone())
+                .unwrap_or_default()
+        } else {
+            user.to_string()
+        };
         d.last_event = LastEvent {
             timestamp: now,
             kind: kind.to_string(),
-            actor: user.to_string(),
+            actor,
         };
         Ok(())
     }
