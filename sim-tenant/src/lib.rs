@@ -33,6 +33,8 @@
 //!   `limit`, `skip`) answer `{"status": "success", "msg": "", "total": n, "data":
 //!   [client record, ...]}` by device id; `401` for a missing or wrong token, `400` with
 //!   the parser's message for a bad query ([`query`] describes the language).
+//!   `POST /api/v1/clients` takes the same parameters in a JSON body
+//!   (`{"token": T, "query": Q}`), as the vendor recommends.
 //!
 //! Modules: [`state`] (spec, state, devices, admin operations, the lost-device
 //! configuration), [`query`] (the clients API filter language), `routes` (handlers).
@@ -118,7 +120,10 @@ pub fn router(state: TenantState, service: Service) -> Router {
         Service::Achecker => r.route("/check", get(routes::achecker)),
         Service::Sfchecker => r.route("/check", get(routes::sfchecker)),
         Service::Api => r
-            .route("/api/v1/clients", get(routes::clients_v1))
+            .route(
+                "/api/v1/clients",
+                get(routes::clients_v1).post(routes::clients_v1_post),
+            )
             .route("/api/v2/clients", get(routes::clients_v2)),
     };
     r.fallback(routes::not_found).with_state(state)

@@ -290,6 +290,36 @@ pub(crate) async fn clients_v1(State(state): State<TenantState>, p: Params) -> R
     clients(&state, token.as_deref(), &p)
 }
 
+/// `POST /api/v1/clients` with `{"token", "query", "limit", "skip"}` in a JSON body, as
+/// the vendor recommends (keeps the token out of URLs and logs).
+pub(crate) async fn clients_v1_post(State(state): State<TenantState>, body: Bytes) -> Response {
+    let object = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(o)) => o,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON object {\"token\", \"query\", \"limit\", \"skip\"}",
+            );
+        }
+    };
+    let mut p = BTreeMap::new();
+    for (key, value) in object {
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("`{key}` must be a string or a number"),
+                );
+            }
+        };
+        p.insert(key, text);
+    }
+    let token = p.get("token").cloned();
+    clients(&state, token.as_deref(), &p)
+}
+
 pub(crate) async fn clients_v2(
     State(state): State<TenantState>,
     headers: HeaderMap,

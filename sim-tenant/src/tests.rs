@@ -689,3 +689,89 @@ fn enrollment_and_services_spell() {
     let prefixes: Vec<&str> = Service::ALL.iter().map(|s| s.prefix()).collect();
     assert_eq!(prefixes, ["addon", "download", "achecker", "sfchecker", ""]);
 }
+
+#[tokio::test]
+async fn clients_api_takes_the_token_in_a_json_body() {
+    let (state, _) = tenant(Enrollment::Upn);
+    pull(&state, "dev-1", "john@acme.example", "JOHN-LAPTOP").await;
+    let post = |body: String| {
+        Request::post("/api/v1/clients")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let body = serde_json::json!({
+        "token": TOKEN,
+        "query": "host_info.hostname eq JOHN-LAPTOP",
+        "limit": 10,
+    });
+    let (status, _, answer) = send(&state, Service::Api, post(body.to_string())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["total"], 1);
+    let (status, _, _) = send(&state, Service::Api, post(r#"{"query":""}"#.into())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(&state, Service::Api, post("[1]".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, answer) = send(
+        &state,
+        Service::Api,
+        post(format!(r#"{{"token":"{TOKEN}","limit":[1]}}"#)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"].as_str().unwrap().contains("limit"));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Whatever the query, the API answers 200 or 400 with a JSON body.
+    #[test]
+    fn api_answers_any_query(q in proptest::prelude::any::<String>()) {
+        let rt = runtime();
+        let (status, body) = rt.block_on(async {
+            let (state, _) = tenant(Enrollment::Upn);
+            pull(&state, "dev-1", "john@acme.example", "JOHN-LAPTOP").await;
+            api(&state, &q).await
+        });
+        proptest::prop_assert!(status == StatusCode::OK || status == StatusCode::BAD_REQUEST);
+        proptest::prop_assert!(body.is_object());
+    }
+
+    /// Whatever the parameters, the configuration download answers 200, 400 or 403.
+    #[test]
+    fn config_answers_any_parameters(
+        device in "[a-z0-9%&= \\x00-\\x1f\u{e9}-]{0,12}",
+        user in proptest::prelude::any::<String>(),
+        version in "[0-9a-z%]{0,6}",
+        mode in 0u8..3,
+    ) {
+        let enrollment = [Enrollment::Upn, Enrollment::Idp, Enrollment::Email][usize::from(mode)];
+        let rt = runtime();
+        let status = rt.block_on(async {
+            let (state, _) = tenant(enrollment);
+            let uri = format!(
+                "/config?device={device}&user={}&hostname=H&version={version}&invite={}",
+                encode(&user),
+                encode(&user),
+            );
+            match Request::get(uri).body(Body::empty()) {
+                Ok(req) => Some(send(&state, Service::Addon, req).await.0),
+                Err(_) => None,
+            }
+        });
+        if let Some(status) = status {
+            proptest::prop_assert!(
+                [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::FORBIDDEN].contains(&status),
+                "{status}"
+            );
+        }
+    }
+}
