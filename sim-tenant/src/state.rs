@@ -439,6 +439,12 @@ impl TenantState {
         })
     }
 
+    /// The tenant as it is now: configurations with their current versions, users in
+    /// their current groups (for `steerlab serve` and the world's timeline).
+    pub fn spec(&self) -> TenantSpec {
+        self.lock().spec.clone()
+    }
+
     /// The tenant's name.
     pub fn tenant(&self) -> String {
         self.lock().spec.tenant.clone()

@@ -588,6 +588,13 @@ fn admin_operations_bump_versions() {
         state.config_for("john@acme.example").unwrap().name,
         "Engineering"
     );
+    let spec = state.spec();
+    assert_eq!(
+        spec.users["john@acme.example"].as_deref(),
+        Some("engineering")
+    );
+    assert_eq!(spec.configs["Engineering"].version, v3);
+    assert_eq!(spec.groups[LOST_GROUP], LOST_GROUP);
     state.move_user("john@acme.example", None).unwrap();
     assert_eq!(
         state.config_for("john@acme.example").unwrap().name,
