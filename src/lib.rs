@@ -14,6 +14,7 @@ pub mod expect;
 pub mod logs;
 pub mod origin;
 pub mod pcap;
+pub mod real;
 pub mod report;
 pub mod scenario;
 pub mod world;

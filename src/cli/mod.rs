@@ -3,9 +3,11 @@
 //!
 //! Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input.
 
+mod agent;
 mod log;
 mod replay;
 mod run;
+mod serve;
 mod shell;
 
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ enum Commands {
     },
     /// Step a scenario interactively (or from a script on stdin) and save what was done.
     Shell(shell::ShellArgs),
+    /// Serve a scenario's servers on loopback (127.0.0.0/8) for real tools and the agent.
+    Serve(serve::ServeArgs),
+    /// Run the real agent against `steerlab serve` (its serve.json), printing its log.
+    Agent(agent::AgentArgs),
 }
 
 /// Parses the command line and runs it.
@@ -53,5 +59,7 @@ pub fn main() -> ExitCode {
         Commands::Replay(args) => replay::replay(&args),
         Commands::Log { command } => log::log(&command),
         Commands::Shell(args) => shell::shell(&args),
+        Commands::Serve(args) => serve::serve(&args),
+        Commands::Agent(args) => agent::agent(&args),
     }
 }

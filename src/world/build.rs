@@ -303,7 +303,7 @@ fn path_latency(s: &Scenario, location: Option<&str>, latency: Duration) -> Dura
     }
 }
 
-fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
+pub(crate) fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
     s.pops
         .iter()
         .find(|p| p.location == location)
@@ -312,7 +312,7 @@ fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
-fn domain(region: Region) -> &'static str {
+pub(crate) fn domain(region: Region) -> &'static str {
     match region {
         Region::Global => "goskope.com",
         Region::Eu => "eu.goskope.com",
@@ -321,7 +321,7 @@ fn domain(region: Region) -> &'static str {
     }
 }
 
-fn authority(kind: CertKind, trusted: Authority) -> (Authority, bool) {
+pub(crate) fn authority(kind: CertKind, trusted: Authority) -> (Authority, bool) {
     match kind {
         CertKind::Trusted => (trusted, false),
         CertKind::Untrusted => (Authority::Rogue, false),
@@ -329,7 +329,7 @@ fn authority(kind: CertKind, trusted: Authority) -> (Authority, bool) {
     }
 }
 
-fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
+pub(crate) fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
     match b {
         ServerBehaviour::Answer => sim_doh::Behaviour::Answer,
         ServerBehaviour::ServFail => sim_doh::Behaviour::ServFail,
@@ -342,7 +342,7 @@ fn behaviour(b: &ServerBehaviour) -> sim_doh::Behaviour {
 
 /// GSLB's answer: the scenario's `gslb_order`, else PoPs by the world's latency from
 /// the client (file order between equals).
-fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
+pub(crate) fn gslb_state(s: &Scenario) -> sim_gslb::GslbState {
     let mut pops: Vec<&crate::scenario::Pop> = s.pops.iter().collect();
     if s.tenant.gslb_order.is_empty() {
         pops.sort_by_key(|p| path_latency(s, Some(&p.location), p.latency));
@@ -938,7 +938,7 @@ fn origin_addresses(s: &Scenario) -> BTreeMap<String, Ipv4Addr> {
         .collect()
 }
 
-fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
+pub(crate) fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
     use agent::core::steer::Mode;
     match mode {
         SteeringMode::CloudApps => Mode::CloudApps,

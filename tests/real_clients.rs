@@ -1,0 +1,394 @@
+//! Real clients against `steerlab serve` on loopback: dig against the local resolver,
+//! kdig +https and curl --doh-url against DoH, curl against GSLB and through the CONNECT
+//! proxy, openssl s_client against a gateway with the tenant CA (verified) and the public
+//! CA (refused). Every test runs the command line `serve.json` prints for it, asserts on
+//! the answer, and skips with a reason when its tool is not installed. Loopback only.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "real mode: servers and clients run on the real clock"
+)]
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use steerlab::real::ServeInfo;
+
+/// A world with every service answering: two PoPs, a backup, an origin, a proxy.
+const SCENARIO: &str = r#"
+name = "Real clients: every service answering"
+seed = 7
+duration = "30s"
+
+[tenant]
+name = "acme"
+gslb = true
+
+[client]
+ip = "10.173.13.40"
+location = "us-east"
+tunnel = "tls"
+
+[dns]
+ldns = "10.0.0.53"
+ldns_location = "eu-west"
+
+[network]
+proxy = { address = "10.10.10.11:8080", discovery = "manual" }
+
+[[pops]]
+name = "nyc1"
+location = "us-east"
+ip = "8.36.116.35"
+
+[[pops]]
+name = "fra1"
+location = "eu-west"
+ip = "8.36.117.35"
+
+[backup]
+ip = "8.36.118.35"
+
+[[origins]]
+host = "www.box.com"
+ip = "107.152.27.197"
+
+[[events]]
+at = "0s"
+do = "start"
+"#;
+
+/// `steerlab serve` in a child process, shared by every test of this file. Its standard
+/// input is a pipe held here: when this process ends, serve reads its end and stops.
+struct Serving {
+    info: ServeInfo,
+    _child: Mutex<Child>,
+}
+
+fn serving() -> Option<&'static Serving> {
+    static SERVING: OnceLock<Option<Serving>> = OnceLock::new();
+    SERVING
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("steerlab-real-clients-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            let scenario = dir.join("every-service.toml");
+            std::fs::write(&scenario, SCENARIO).ok()?;
+            match start(&scenario, &dir.join("out"), "127.0.1.10") {
+                Ok(s) => Some(s),
+                Err(e) => panic!("steerlab serve did not start: {e}"),
+            }
+        })
+        .as_ref()
+}
+
+fn start(scenario: &Path, out: &Path, base: &str) -> Result<Serving, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .arg("serve")
+        .arg(scenario)
+        .arg("--dir")
+        .arg(out)
+        .args(["--base", base, "--stop-on-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let info_path = out.join("serve.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(info) = ServeInfo::read(&info_path) {
+            return Ok(Serving {
+                info,
+                _child: Mutex::new(child),
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(format!("exited with {status}: {err}"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("no serve.json after 60 s".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether `tool` runs at all; prints why a test skips when it does not.
+fn have(tool: &str, version_arg: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        println!("skipped: `{tool}` is not installed (apt-get install the package .ci/run names)");
+    }
+    ok
+}
+
+/// Runs a client line from serve.json (with extra arguments), with a time limit.
+fn run(argv: &[String], extra: &[&str]) -> (bool, String) {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", argv[0]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{argv:?} took longer than 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut text);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut text);
+    }
+    (status.success(), text)
+}
+
+fn line<'a>(info: &'a ServeInfo, tool: &str, about: &str) -> &'a [String] {
+    &info
+        .clients
+        .iter()
+        .find(|c| c.tool == tool && c.about.contains(about))
+        .unwrap_or_else(|| panic!("no {tool} line about {about:?} in serve.json"))
+        .argv
+}
+
+fn ip_of(info: &ServeInfo, label: &str) -> Ipv4Addr {
+    info.hosts
+        .iter()
+        .find(|h| h.label == label)
+        .unwrap_or_else(|| panic!("no host {label}"))
+        .ip
+}
+
+/// The A records of a dig or kdig answer section.
+fn a_records(text: &str, name: &str) -> Vec<Ipv4Addr> {
+    text.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [owner, _ttl, "IN", "A", ip] if owner.trim_end_matches('.') == name => {
+                    ip.parse().ok()
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn dig_gets_the_gateway_from_the_local_resolver() {
+    if !have("dig", "-v") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let (ok, text) = run(line(&s.info, "dig", "local resolver"), &[]);
+    assert!(ok, "{text}");
+    // The resolver answers for its own egress (eu-west): the Frankfurt PoP.
+    assert_eq!(
+        a_records(&text, "gateway-acme.goskope.com"),
+        vec![ip_of(&s.info, "fra1")],
+        "{text}"
+    );
+    assert!(text.contains("status: NOERROR"), "{text}");
+}
+
+#[test]
+fn dig_gets_nxdomain_for_a_name_the_world_does_not_know() {
+    if !have("dig", "-v") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let mut argv = line(&s.info, "dig", "local resolver").to_vec();
+    argv.retain(|a| a != "gateway-acme.goskope.com");
+    let (_, text) = run(&argv, &["no-such-host.example.com", "+tcp"]);
+    assert!(text.contains("status: NXDOMAIN"), "{text}");
+}
+
+#[test]
+fn kdig_over_https_gets_the_pop_nearest_the_client() {
+    if !have("kdig", "--version") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let (ok, text) = run(line(&s.info, "kdig", "DNS over HTTPS"), &[]);
+    assert!(ok, "{text}");
+    // Asked from 127.0.0.1, which stands where the client does (us-east): New York.
+    assert_eq!(
+        a_records(&text, "gateway-acme.goskope.com"),
+        vec![ip_of(&s.info, "nyc1")],
+        "{text}"
+    );
+}
+
+#[test]
+fn curl_resolves_by_doh_then_gets_the_pop_list() {
+    if !have("curl", "--version") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let (ok, text) = run(line(&s.info, "curl", "by DoH"), &[]);
+    if !ok && text.contains("option --doh-url") {
+        println!("skipped: this curl has no DNS over HTTPS: {text}");
+        return;
+    }
+    assert!(ok, "{text}");
+    let pops = pop_names(&text);
+    assert_eq!(pops, vec!["nyc1", "fra1"], "{text}");
+}
+
+#[test]
+fn curl_gets_the_ranked_pops_from_gslb() {
+    if !have("curl", "--version") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let (ok, text) = run(line(&s.info, "curl", "GSLB API"), &[]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    let pops = v["pops"].as_array().expect("a pops array");
+    assert_eq!(pop_names(&text), vec!["nyc1", "fra1"], "{text}");
+    for pop in pops {
+        let ip: Ipv4Addr = pop["ip"].as_str().and_then(|i| i.parse().ok()).expect("ip");
+        assert!(ip.is_loopback(), "{text}");
+        assert_eq!(ip, ip_of(&s.info, pop["name"].as_str().unwrap_or("")));
+    }
+}
+
+#[test]
+fn curl_through_the_connect_proxy_reaches_the_origin() {
+    if !have("curl", "--version") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let (ok, text) = run(line(&s.info, "curl", "CONNECT proxy"), &[]);
+    assert!(ok, "{text}");
+    assert_eq!(text, "origin www.box.com\n");
+    // A name the world does not know: the proxy answers 502.
+    let mut argv = line(&s.info, "curl", "CONNECT proxy").to_vec();
+    argv.pop();
+    let (ok, text) = run(&argv, &["https://example.net/"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("502"), "{text}");
+}
+
+#[test]
+fn openssl_verifies_the_gateway_with_the_tenant_ca_only() {
+    if !have("openssl", "version") {
+        return;
+    }
+    let Some(s) = serving() else { return };
+    let argv = line(&s.info, "openssl", "tenant CA");
+    let (_, text) = run(argv, &[]);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    assert!(text.contains("gateway-acme.goskope.com"), "{text}");
+    // The same gateway checked against the public CA: not trusted.
+    let tenant = s.info.ca.tenant.display().to_string();
+    let public = s.info.ca.public.display().to_string();
+    let other: Vec<String> = argv
+        .iter()
+        .map(|a| {
+            if *a == tenant {
+                public.clone()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let (_, text) = run(&other, &[]);
+    let code = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Verify return code: "))
+        .unwrap_or_else(|| panic!("no verify result: {text}"));
+    // 19: the tenant CA in the chain is not one openssl was told to trust.
+    assert!(!code.starts_with("0 "), "{text}");
+}
+
+#[test]
+fn serve_json_stays_on_loopback_and_names_its_files() {
+    let Some(s) = serving() else { return };
+    assert!(s.info.hosts.iter().all(|h| h.ip.is_loopback()));
+    for file in [&s.info.ca.public, &s.info.ca.tenant, &s.info.endpoint.cert] {
+        let text = std::fs::read_to_string(file).expect("a PEM file");
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n"), "{text}");
+    }
+    assert!(
+        s.info
+            .clients
+            .iter()
+            .any(|c| c.line.starts_with("openssl s_client"))
+    );
+}
+
+#[test]
+fn a_bad_scenario_exits_2_with_its_place() {
+    let dir = std::env::temp_dir().join(format!("steerlab-real-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad: PathBuf = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nseed = \"seven\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .arg("serve")
+        .arg(&bad)
+        .arg("--dir")
+        .arg(dir.join("out"))
+        .output()
+        .expect("steerlab runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:"), "{err}");
+}
+
+#[test]
+fn a_base_off_loopback_is_refused() {
+    let dir = std::env::temp_dir().join(format!("steerlab-real-base-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args([
+            "serve",
+            "scenarios/pop-selection/doh-happy-path.toml",
+            "--base",
+            "10.0.0.1",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("steerlab runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
+fn pop_names(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    v["pops"]
+        .as_array()
+        .map(|pops| {
+            pops.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
