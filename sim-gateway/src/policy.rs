@@ -3,12 +3,14 @@
 //! the agent passes to the app.
 //!
 //! A rule is `TARGET [for group:NAME]`, where TARGET is a domain (`dropbox.com`,
-//! `*.dropbox.com`) or `category:NAME`. An allow rule that matches wins over every block
+//! `*.dropbox.com`), `category:NAME`, or `any` (every destination: the block-all policy of
+//! a lost-device group). An allow rule that matches wins over every block
 //! rule (allow rules carve exceptions out of blocks); otherwise the first block rule that
 //! matches blocks. Group rules apply when the session's user (told by the agent's Hello
 //! frame) is in the group, by the tenant directory.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use agent::core::steer::DomainSet;
 
@@ -23,6 +25,8 @@ enum Target {
     Domain(DomainSet, String),
     /// A web category.
     Category(String),
+    /// Every destination.
+    Any,
 }
 
 /// One allow or block rule.
@@ -41,8 +45,32 @@ pub struct Policy {
     block: Vec<Rule>,
     allow: Vec<Rule>,
     host_categories: BTreeMap<String, String>,
-    /// Lower-case user -> lower-case groups.
-    directory: BTreeMap<String, Vec<String>>,
+    /// Lower-case user -> lower-case groups, shared with the tenant's admin so that group
+    /// changes apply to the next flow.
+    directory: Directory,
+}
+
+/// The tenant directory the gateway consults: each user's groups. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Directory(Arc<Mutex<BTreeMap<String, Vec<String>>>>);
+
+impl Directory {
+    /// Puts `user` in exactly these groups.
+    pub fn set_groups(&self, user: &str, groups: &[String]) {
+        if let Ok(mut map) = self.0.lock() {
+            let groups = groups.iter().map(|g| g.to_ascii_lowercase()).collect();
+            map.insert(user.to_ascii_lowercase(), groups);
+        }
+    }
+
+    /// The groups of `user` (lower case).
+    pub fn groups(&self, user: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&user.to_ascii_lowercase()).cloned())
+            .unwrap_or_default()
+    }
 }
 
 impl Policy {
@@ -66,33 +94,40 @@ impl Policy {
         self
     }
 
-    /// Sets the tenant directory: the groups of each user.
+    /// Sets the tenant directory from group -> users.
     pub fn with_directory(mut self, groups: &BTreeMap<String, Vec<String>>) -> Policy {
-        let mut directory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (group, users) in groups {
             for user in users {
-                directory
+                by_user
                     .entry(user.to_ascii_lowercase())
                     .or_default()
                     .push(group.to_ascii_lowercase());
             }
         }
+        let directory = Directory::default();
+        for (user, groups) in &by_user {
+            directory.set_groups(user, groups);
+        }
         self.directory = directory;
         self
     }
 
+    /// The directory, to change users' groups while the gateway runs.
+    pub fn directory(&self) -> Directory {
+        self.directory.clone()
+    }
+
     /// Why `host` is blocked for `user` (the session's user, if the agent said), if it is.
     pub fn blocks(&self, host: &str, user: Option<&str>) -> Option<String> {
-        let groups = user
-            .and_then(|u| self.directory.get(&u.to_ascii_lowercase()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let groups = user.map(|u| self.directory.groups(u)).unwrap_or_default();
         let category = self.host_categories.get(&host.to_ascii_lowercase());
         let applies = |r: &&Rule| {
             r.group.as_ref().is_none_or(|g| groups.contains(g))
                 && match &r.target {
                     Target::Domain(set, _) => set.matches(host),
                     Target::Category(c) => category.is_some_and(|hc| hc.eq_ignore_ascii_case(c)),
+                    Target::Any => true,
                 }
         };
         if self.allow.iter().any(|r| applies(&r)) {
@@ -102,6 +137,7 @@ impl Policy {
         let what = match &rule.target {
             Target::Domain(_, pattern) => pattern.clone(),
             Target::Category(c) => format!("category {c}"),
+            Target::Any => "every destination".to_string(),
         };
         Some(match (&rule.group, user) {
             (Some(group), Some(user)) => {
@@ -127,6 +163,7 @@ fn rule(text: &str) -> Rule {
     };
     let target = match target.strip_prefix("category:") {
         Some(c) => Target::Category(c.trim().to_string()),
+        None if target.eq_ignore_ascii_case("any") => Target::Any,
         None => {
             let mut set = DomainSet::default();
             set.insert(target);
@@ -188,5 +225,17 @@ mod tests {
         assert_eq!(p.blocks("www.box.com", Some("bob@acme.com")), None);
         assert!(p.blocks("a.evil.com", Some("bob@acme.com")).is_some());
         assert_eq!(p.blocks("a.evil.com", Some("alice@acme.com")), None);
+    }
+
+    #[test]
+    fn block_all_for_a_group_follows_the_live_directory() {
+        let p = Policy::new(&["any for group:lost".into()], BTreeMap::new());
+        assert_eq!(p.blocks("www.box.com", Some("bob@acme.com")), None);
+        p.directory()
+            .set_groups("bob@acme.com", &["Lost".to_string()]);
+        assert_eq!(
+            p.blocks("www.box.com", Some("BOB@acme.com")).as_deref(),
+            Some("blocked by policy: every destination for group lost (BOB@acme.com)")
+        );
     }
 }

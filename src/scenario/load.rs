@@ -33,9 +33,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, LoadError> {
 
 /// What partition and repair may cut off besides PoPs and origins; no PoP may be
 /// named like these.
-const SERVICE_HOSTS: [&str; 6] = ["backup", "doh", "ldns", "gslb", "proxy", "pac"];
+const SERVICE_HOSTS: [&str; 7] = ["backup", "doh", "ldns", "gslb", "proxy", "pac", "tenant"];
 /// `do` words and the keys each takes besides `at` and `do`.
-const EVENT_KEYS: [(&str, &[&str]); 8] = [
+const EVENT_KEYS: [(&str, &[&str]); 9] = [
     ("start", &[]),
     ("stop", &[]),
     (
@@ -47,7 +47,17 @@ const EVENT_KEYS: [(&str, &[&str]); 8] = [
     ("repair", &["host"]),
     ("move", &["location"]),
     ("login", &[]),
+    ("admin", &["action", "user", "group", "mode"]),
 ];
+/// What the scenario has that some events need.
+#[derive(Debug, Clone, Copy)]
+struct Has {
+    /// A proxy or a PAC script (`via_proxy`).
+    proxy: bool,
+    /// A `[control_plane]` (`admin`).
+    control_plane: bool,
+}
+
 /// `2019-10-14T11:40:40Z`, the default `clock`.
 const DEFAULT_CLOCK_UNIX_MS: i64 = 1_571_053_240_000;
 
@@ -95,14 +105,14 @@ impl Source<'_> {
         let mut hosts: Vec<String> = pops.iter().map(|p| p.name.clone()).collect();
         hosts.extend(SERVICE_HOSTS.map(String::from));
         hosts.extend(origins.iter().map(|o| o.host.clone()));
+        let control_plane = self.control_plane(raw.control_plane)?;
         let mut events = Vec::new();
         for event in raw.events.unwrap_or_default() {
-            events.push(self.event(
-                event,
-                duration,
-                &hosts,
-                network.proxy.is_some() || network.pac.is_some(),
-            )?);
+            let has = Has {
+                proxy: network.proxy.is_some() || network.pac.is_some(),
+                control_plane: control_plane.is_some(),
+            };
+            events.push(self.event(event, duration, &hosts, has)?);
         }
         events.sort_by_key(|e| e.at);
         Ok(Scenario {
@@ -122,8 +132,33 @@ impl Source<'_> {
             origins,
             network,
             policy: self.policy(raw.policy)?,
+            control_plane,
             events,
         })
+    }
+
+    fn control_plane(&self, raw: Option<RawControlPlane>) -> Res<Option<ControlPlane>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text =
+            |what: &'static str, example: &'static str| move |s: &str| text_value(s, what, example);
+        Ok(Some(ControlPlane {
+            interval: self
+                .opt(&raw.interval, parse_duration)?
+                .unwrap_or(Duration::from_secs(300)),
+            enrollment: self
+                .opt_word(&raw.enrollment, "enrollment")?
+                .unwrap_or(Enrollment::Upn),
+            hostname: self
+                .opt(&raw.hostname, text("hostname", "e.g. \"LAPTOP-7\""))?
+                .unwrap_or_else(|| "LAPTOP-1".to_string()),
+            device: self
+                .opt(&raw.device, text("device", "e.g. \"device-1\""))?
+                .unwrap_or_else(|| "device-1".to_string()),
+            lost_group: self
+                .opt(&raw.lost_group, text("group", "e.g. \"lost-devices\""))?
+                .unwrap_or_else(|| "lost-devices".to_string()),
+            invite: self.opt(&raw.invite, text("invite", "e.g. \"john@acme.com\""))?,
+        }))
     }
 
     fn tenant(&self, raw: Option<RawTenant>) -> Res<Tenant> {
@@ -436,7 +471,7 @@ impl Source<'_> {
         entry: Spanned<RawEvent>,
         end: Duration,
         hosts: &[String],
-        proxy: bool,
+        has: Has,
     ) -> Res<Event> {
         let (header, ev) = (entry.span(), entry.into_inner());
         let required = |value, key| self.required(value, key, "[[events]]", &header);
@@ -469,6 +504,10 @@ impl Source<'_> {
             ("location", ev.location.as_ref().map(Spanned::span)),
             ("dns", ev.dns.as_ref().map(Spanned::span)),
             ("proto", ev.proto.as_ref().map(Spanned::span)),
+            ("action", ev.action_key.as_ref().map(Spanned::span)),
+            ("user", ev.user.as_ref().map(Spanned::span)),
+            ("group", ev.group.as_ref().map(Spanned::span)),
+            ("mode", ev.mode.as_ref().map(Spanned::span)),
         ];
         for (key, span) in present {
             if let Some(span) = span.filter(|_| !takes.contains(&key)) {
@@ -487,7 +526,7 @@ impl Source<'_> {
                     self.check(process, |s| text_value(s, "process", "e.g. \"chrome.exe\""))?;
                 let (host, port) = self.check(required(&ev.target, "target")?, connect_target)?;
                 let via_proxy = ev.via_proxy.as_ref().is_some_and(|v| *v.get_ref());
-                if let Some(v) = ev.via_proxy.clone().filter(|_| via_proxy && !proxy) {
+                if let Some(v) = ev.via_proxy.clone().filter(|_| via_proxy && !has.proxy) {
                     let help = "add `proxy = { address = \"10.10.10.11:8080\" }` under [network]";
                     return Err(self.err(
                         v.span(),
@@ -515,6 +554,40 @@ impl Source<'_> {
                 }
             }
             "login" => EventAction::Login,
+            "admin" => {
+                let action = required(&ev.action_key, "action")?;
+                if !has.control_plane {
+                    let help = "add a [control_plane] table (it may be empty)";
+                    return Err(self.err(
+                        do_s.span(),
+                        "an admin event needs the tenant's control plane",
+                        help,
+                    ));
+                }
+                let user = || -> Res<String> {
+                    self.check(required(&ev.user, "user")?, |u| {
+                        text_value(u, "user", "e.g. \"bob@acme.com\"")
+                    })
+                };
+                EventAction::Admin(match action.get_ref().as_str() {
+                    "move_user" => AdminAction::MoveUser {
+                        user: user()?,
+                        group: self.check(required(&ev.group, "group")?, |g| {
+                            text_value(g, "group", "e.g. \"contractors\"")
+                        })?,
+                    },
+                    "mark_lost" => AdminAction::MarkLost { user: user()? },
+                    "set_mode" => AdminAction::SetMode {
+                        mode: self.word(required(&ev.mode, "mode")?, "steering mode")?,
+                    },
+                    other => {
+                        let help = format!(
+                            "write one of \"move_user\", \"mark_lost\", \"set_mode\" (not {other:?})"
+                        );
+                        return Err(self.err(action.span(), "unknown admin action", help));
+                    }
+                })
+            }
             "move" => {
                 let location = self.check(required(&ev.location, "location")?, location)?;
                 EventAction::Move { location }

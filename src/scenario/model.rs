@@ -32,6 +32,8 @@ pub struct Scenario {
     pub network: Network,
     /// Extension `[policy]`.
     pub policy: Policy,
+    /// Extension `[control_plane]`: the tenant's control plane; none when absent.
+    pub control_plane: Option<ControlPlane>,
     /// Sorted by `at` (stable: same-time events keep file order).
     pub events: Vec<Event>,
     pub expect: Expect,
@@ -267,6 +269,46 @@ pub struct Origin {
     pub aliases: Vec<String>,
 }
 
+/// Extension `[control_plane]`: the client downloads its configuration (the scenario's
+/// `[steering]` and `client.fail_close` as the tenant's default configuration) from
+/// `addon-<tenant>`, and admin events change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlane {
+    /// How often clients pull their configuration; default 5 minutes.
+    pub interval: Duration,
+    /// How users enrolled: `"upn"` (default) | `"idp"` | `"email"`.
+    pub enrollment: Enrollment,
+    /// The endpoint's host name; default `"LAPTOP-1"`.
+    pub hostname: String,
+    /// The endpoint's device id at the tenant; default `"device-1"`.
+    pub device: String,
+    /// The group of lost or stolen devices; default `"lost-devices"`.
+    pub lost_group: String,
+    /// With `enrollment = "email"`: the address the invite the client was installed
+    /// from was sent to (it may not be `client.user`, who clicked it).
+    pub invite: Option<String>,
+}
+
+/// How users enroll their client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Enrollment {
+    Upn,
+    Idp,
+    Email,
+}
+
+/// What an `admin` event does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Put `user` in `group` (only that group).
+    MoveUser { user: String, group: String },
+    /// Mark `user`'s device lost: move them to the lost-device group.
+    MarkLost { user: String },
+    /// Change the default configuration's steering mode (clients see it on their next
+    /// pull).
+    SetMode { mode: SteeringMode },
+}
+
 /// Extension `[policy]`: the gateway's real-time policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -412,6 +454,8 @@ pub enum EventAction {
     /// perimeter firewall rules of the old network no longer apply, DoH with ECS answers
     /// for the new location, and the agent sees a network change.
     Move { location: String },
+    /// Extension: the tenant's admin does something (needs `[control_plane]`).
+    Admin(AdminAction),
     /// Extension: the user logs in at the captive portal: `redirect` rules stop
     /// applying, as the portal now lets the endpoint out.
     Login,

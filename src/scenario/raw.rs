@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::duration::parse_duration;
 use super::model::{
     AppDns, AppProto, Backup, CertKind, Client, ClientVersion, DEFAULT_LATENCY,
-    DEFAULT_SLOW_ANSWER, Dns, FirewallPlace, Network, PinnedAction, ProxyDiscovery, Region,
-    ResolvedBy, RuleAction, RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant,
+    DEFAULT_SLOW_ANSWER, Dns, Enrollment, FirewallPlace, Network, PinnedAction, ProxyDiscovery,
+    Region, ResolvedBy, RuleAction, RuleProto, ServerBehaviour, Steering, SteeringMode, Tenant,
     TunnelProto, TunnelState, Verdict,
 };
 use super::{LoadError, from_toml};
@@ -46,6 +46,7 @@ pub(super) struct RawScenario {
     pub origins: Option<Vec<Spanned<RawOrigin>>>,
     pub network: Option<RawNetwork>,
     pub policy: Option<RawPolicy>,
+    pub control_plane: Option<RawControlPlane>,
     pub events: Option<Vec<Spanned<RawEvent>>>,
     pub expect: Option<RawExpect>,
 }
@@ -149,6 +150,17 @@ pub(super) struct RawOrigin {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawControlPlane {
+    pub interval: S,
+    pub enrollment: S,
+    pub hostname: S,
+    pub device: S,
+    pub lost_group: S,
+    pub invite: S,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawPolicy {
     pub block: Option<Vec<Spanned<String>>>,
     pub allow: Option<Vec<Spanned<String>>>,
@@ -199,6 +211,11 @@ pub(super) struct RawEvent {
     pub location: S,
     pub dns: S,
     pub proto: S,
+    #[serde(rename = "action")]
+    pub action_key: S,
+    pub user: S,
+    pub group: S,
+    pub mode: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,6 +371,7 @@ words! {
     PinnedAction { Bypass = "bypass", Tunnel = "tunnel", Block = "block" }
     AppDns { Os = "os", AppDoh = "app-doh" }
     AppProto { Tcp = "tcp", Udp = "udp" }
+    Enrollment { Upn = "upn", Idp = "idp", Email = "email" }
     ProxyDiscovery { Manual = "manual", Pac = "pac", Wpad = "wpad" }
     FirewallPlace { Host = "host", Perimeter = "perimeter" }
     RuleAction { Allow = "allow", Block = "block", Reset = "reset", Inspect = "inspect", Redirect = "redirect", Intercept = "intercept" }

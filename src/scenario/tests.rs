@@ -47,7 +47,7 @@ Rule { action: Block, proto: Any, port: None, target: None, text: "block any" }]
 perimeter_firewall: [Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" },
 Rule { action: Inspect, proto: Tcp, port: Some(443), target: None, text: "inspect tcp/443" }],
 proxy: Some(Proxy { address: 10.10.10.11:8080, discovery: Manual }),
-pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} },
+pac: Some("function FindProxyForURL(url, host) { return 'PROXY 10.10.10.11:8080'; }"), direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} }, control_plane: None,
 events: [Event { at: 0ns, action: Start },
 Event { at: 30s, action: Connect { process: "chrome.exe", host: "www.box.com", port: 443, via_proxy: false, dns: Os, proto: Tcp } },
 Event { at: 60s, action: Rule { place: Perimeter, rule: Rule { action: Block, proto: Udp, port: Some(443), target: None, text: "block udp/443" } } },
@@ -71,7 +71,7 @@ origins: [],
 network: Network { host_firewall: [],
 perimeter_firewall: [],
 proxy: None,
-pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} },
+pac: None, direct_egress: true, path_mtu: None, udp_loss: 0.0, vpn: None }, policy: Policy { block: [], allow: [], groups: {} }, control_plane: None,
 events: [],
 expect: Expect { resolved_by: None, gateway: None, tunnel: None,
 flows: None } }
@@ -181,7 +181,7 @@ const ERRORS: &str = r#"
 7:11 unknown key `adress` in [network.proxy] => did you mean `address`? known keys: address, discovery <- [network]|proxy = { adress = '10.0.0.1:8080' }
 7:1 unknown key `verdikt` in [[expect.flows]] <- [[expect.flows]]|verdikt = 'direct'
 7:1 unknown key `doh_behavior` in [dns] => did you mean `doh_behaviour`? known keys: doh, ldns, ldns_location, doh_behaviour, ldns_behaviour, doh_cert, search_domain <- [dns]|doh_behavior = 'empty'
-9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host, location, dns, proto <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
+9:1 unknown key `zzzz` in [[events]] => known keys: at, do, process, target, via_proxy, where, rule, host, location, dns, proto, action, user, group, mode <- [[events]]|at = '1s'|do = 'start'|zzzz = 1
 7:14 invalid value: integer `70000` => write a port number from 1 to 65535 <- [steering]|ports = [80, 70000]
 7:10 port 0 cannot be steered <- [steering]|ports = [0]
 7:11 invalid type: floating point => write the value in double quotes <- [client]|version = 96.1
@@ -206,9 +206,9 @@ const ERRORS: &str = r#"
 7:8 `a..b` is not a host name <- [[origins]]|host = 'a..b'|ip = '1.1.1.1'
 6:1 missing `at` in [[events]] <- [[events]]|do = 'start'
 7:6 event at 61s is after the end of the run <- [[events]]|at = '61s'|do = 'start'
-8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair", "move", "login" <- [[events]]|at = '1s'|do = 'begin'
+8:6 unknown event `begin` => write one of "start", "stop", "connect", "rule", "partition", "repair", "move", "login", "admin" <- [[events]]|at = '1s'|do = 'begin'
 10:11 `process` does not apply to do = "partition" => do = "partition" takes at, do, host; remove `process` <- [[events]]|at = '1s'|do = 'partition'|host = 'nyc1'|process = 'x'
-12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "pac", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
+12:8 unknown host `nyc2` in partition event => did you mean "nyc1"? write one of "nyc1", "backup", "doh", "ldns", "gslb", "proxy", "pac", "tenant", "www.box.com" <- [[origins]]|host = 'www.box.com'|ip = '1.2.3.4'|[[events]]|at = '1s'|do = 'partition'|host = 'nyc2'
 6:1 missing `target` in [[events]] <- [[events]]|at = '1s'|do = 'connect'|process = 'a'
 10:10 `0` is not a port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com:0'
 10:10 `x.com` has no port <- [[events]]|at = '1s'|do = 'connect'|process = 'a'|target = 'x.com'

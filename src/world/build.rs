@@ -134,6 +134,8 @@ struct Plan {
     site_dns: Option<Ipv4Addr>,
     /// The captive-portal check host.
     portal_check: Ipv4Addr,
+    /// The tenant's control plane, with `[control_plane]`.
+    tenant: Option<Ipv4Addr>,
     gateway_name: String,
     backup_name: String,
     zone: Arc<sim_doh::Zone>,
@@ -210,6 +212,18 @@ impl Plan {
         }
 
         // Last, so that adding it moved no other host's address.
+        let tenant = match &s.control_plane {
+            Some(_) => {
+                let ip = registry.free_address();
+                let names = super::tenant::names(&s.tenant.name, domain)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                registry.add(ip, entry(Role::Tenant, "tenant", names))?;
+                Some(ip)
+            }
+            None => None,
+        };
         let portal_check = registry.free_address();
         let check_host = super::portal::CHECK_HOST.to_string();
         let role = Role::Origin(check_host.clone());
@@ -245,6 +259,11 @@ impl Plan {
         zone.insert(&s.dns.doh, doh);
         zone.insert(GSLB_NAME, gslb);
         zone.insert(super::portal::CHECK_HOST, portal_check);
+        if let Some(ip) = tenant {
+            for (name, _) in super::tenant::names(&s.tenant.name, domain) {
+                zone.insert(&name, ip);
+            }
+        }
         if let Some(ip) = pac_server {
             for name in super::pac::server_names(s) {
                 zone.insert(&name, ip);
@@ -274,6 +293,7 @@ impl Plan {
             pac_server,
             site_dns,
             portal_check,
+            tenant,
             gateway_name,
             backup_name,
             zone: Arc::new(zone),
@@ -455,9 +475,32 @@ fn drive(
         .iter()
         .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
         .collect();
-    let policy = sim_gateway::Policy::new(&s.policy.block, categories)
+    // With a control plane, the lost-device group's block-all policy (seed 004).
+    let mut block = s.policy.block.clone();
+    if let Some(cp) = &s.control_plane {
+        block.push(format!("any for group:{}", cp.lost_group));
+    }
+    let policy = sim_gateway::Policy::new(&block, categories)
         .with_allow(&s.policy.allow)
         .with_directory(&s.policy.groups);
+    let directory = policy.directory();
+    let tenant_state = match (&s.control_plane, plan.tenant) {
+        (Some(cp), Some(ip)) => {
+            let clock_s = move || clock.now_unix_ms().div_euclid(1000);
+            let state = sim_tenant::TenantState::new(super::tenant::spec(s, cp), Arc::new(clock_s))
+                .map_err(|e| WorldError::Simulation(format!("tenant control plane: {e}")))?;
+            let names = super::tenant::names(&s.tenant.name, domain);
+            let dns_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+            let leaf = pki.leaf(&dns_names, Authority::Public, false)?;
+            let tls = serve::server_config(&leaf, Arc::new(clock))?;
+            let router = super::tenant::router(state.clone(), &names);
+            sim.host(IpAddr::V4(ip), move || {
+                serve::https(router.clone(), Some(tls.clone()), 443)
+            });
+            Some(state)
+        }
+        _ => None,
+    };
     let mut gateways = Vec::new();
     let mut latencies = Vec::new();
     for pop in &s.pops {
@@ -639,7 +682,13 @@ fn drive(
             TunnelProto::Tls => AgentProto::Tls,
         },
         dtls_available: true,
-        steering: steering(s),
+        // With a control plane the configuration comes from the tenant: the client
+        // starts on its built-in defaults until the first download.
+        steering: if s.control_plane.is_some() {
+            agent::core::steer::Steering::default()
+        } else {
+            steering(s)
+        },
         proxy: s
             .network
             .proxy
@@ -649,7 +698,15 @@ fn drive(
         proxy_discovery: super::pac::discovery(s),
         portal_check_url: Some(super::portal::CHECK_URL.to_string()),
         user: s.client.user.clone(),
-        control: None,
+        control: s.control_plane.as_ref().zip(plan.tenant).map(|(cp, ip)| {
+            agent::core::control::ControlPlane {
+                server_name: format!("addon-{}.{}", s.tenant.name, domain),
+                addr: SocketAddr::from((ip, 443)),
+                device: cp.device.clone(),
+                hostname: cp.hostname.clone(),
+                invite: cp.invite.clone(),
+            }
+        }),
         on_prem: s
             .steering
             .on_prem
@@ -772,6 +829,10 @@ fn drive(
                     }
                     format!("{} {host}", if cut { "partition" } else { "repair" })
                 }
+                EventAction::Admin(action) => match &tenant_state {
+                    Some(state) => super::tenant::admin(state, &directory, action),
+                    None => "admin: no control plane".to_string(),
+                },
                 EventAction::Login => {
                     lock(&path)?.log_in();
                     "user logs in at the captive portal: redirect rules no longer apply".to_string()
@@ -816,6 +877,11 @@ fn drive(
         }
         sim.step()
             .map_err(|e| WorldError::Simulation(e.to_string()))?;
+    }
+    if let Some(state) = &tenant_state {
+        for line in super::tenant::device_lines(state) {
+            timeline.push_at(s.duration, line);
+        }
     }
     let status = status.borrow().clone();
     let outcome = Outcome {

@@ -23,6 +23,7 @@ pub mod portal;
 pub mod proxy;
 pub mod registry;
 pub mod serve;
+pub mod tenant;
 pub mod timeline;
 pub mod udp;
 

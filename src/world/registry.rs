@@ -27,6 +27,9 @@ pub enum Role {
     Proxy,
     /// The site's PAC server (`pac.<domain>`, `wpad.<domain>`).
     PacServer,
+    /// The tenant's control plane (`addon-`, `download-`, `achecker-`, `sfchecker-`
+    /// `<tenant>` and the REST API).
+    Tenant,
     /// An origin server.
     Origin(String),
 }

@@ -33,6 +33,8 @@ pub struct ControlPlane {
     pub device: String,
     /// This device's host name.
     pub hostname: String,
+    /// With email enrollment: the address the client's invite was sent to.
+    pub invite: Option<String>,
 }
 
 /// What the agent knows of its configuration.
@@ -62,12 +64,16 @@ impl Agent {
             .config_state
             .version
             .map_or_else(|| "none".to_string(), |v| v.to_string());
-        let path = format!(
-            "/config?device={}&user={}&hostname={}&version={version}",
+        let mut path = format!(
+            "/config?device={}&user={}&hostname={}&version={version}&client_version={}",
             query_escape(&cp.device),
             query_escape(&user),
-            query_escape(&cp.hostname)
+            query_escape(&cp.hostname),
+            query_escape(&self.config.version)
         );
+        if let Some(invite) = &cp.invite {
+            path.push_str(&format!("&invite={}", query_escape(invite)));
+        }
         self.push(Action::FetchConfig {
             op,
             server_name: cp.server_name,
@@ -76,6 +82,24 @@ impl Agent {
         });
         self.timers
             .insert(Timer::ConfigTimeout, now + CONFIG_TIMEOUT);
+    }
+
+    /// Tells the control plane what happened (`tunnel_up`, `tunnel_down`), which moves
+    /// the device's `last_event`.
+    pub(super) fn report_event(&mut self, kind: &str) {
+        let Some(cp) = self.config.control.clone() else {
+            return;
+        };
+        let body = serde_json::json!({
+            "device": cp.device,
+            "user": self.config.user.clone().unwrap_or_default(),
+            "type": kind,
+        });
+        self.push(Action::PostEvent {
+            server_name: cp.server_name,
+            addr: cp.addr,
+            body: body.to_string().into_bytes(),
+        });
     }
 
     /// The configuration download answered (or failed).

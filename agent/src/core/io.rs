@@ -74,6 +74,15 @@ pub enum Action {
         /// Path and query.
         path: String,
     },
+    /// POST a client event (JSON) to the control plane; nobody waits for the answer.
+    PostEvent {
+        /// TLS server name and HTTP host (`addon-<tenant>...`).
+        server_name: String,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The JSON body: `{"device", "user", "type"}`.
+        body: Vec<u8>,
+    },
     /// Tell the gateway at the end of tunnel `op` who the user is.
     SendHello {
         /// The tunnel.

@@ -577,6 +577,7 @@ mod control_plane {
                 addr: SocketAddr::from(([198, 18, 0, 9], 443)),
                 device: "dev-1".into(),
                 hostname: "LAPTOP 7".into(),
+                invite: None,
             }),
             ..config()
         }
@@ -619,7 +620,7 @@ mod control_plane {
         let (op, path) = fetch(&acts);
         assert_eq!(
             path,
-            "/config?device=dev-1&user=bob@acme.com&hostname=LAPTOP%207&version=none"
+            "/config?device=dev-1&user=bob@acme.com&hostname=LAPTOP%207&version=none&client_version=95.1.0"
         );
         let body = doc(4, "all", true);
         agent.handle_config(op, HttpOutcome::Response { status: 200, body }, now);

@@ -130,7 +130,10 @@ impl Agent {
         self.log(Level::Info, "nsTunnel", line);
         self.set_status(TunnelStatus::Connected);
         self.portal_passed();
-        if let Some(user) = self.config.user.clone() {
+        self.report_event("tunnel_up");
+        // The enrolled identity: with email enrollment, the invite's addressee.
+        let invite = self.config.control.as_ref().and_then(|c| c.invite.clone());
+        if let Some(user) = invite.or_else(|| self.config.user.clone()) {
             self.push(Action::SendHello { op, user });
         }
         self.timers

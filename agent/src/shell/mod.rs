@@ -291,6 +291,18 @@ impl<N: Net> Shell<N> {
                         let _ = tx.send(ShellEvent::Gslb(op, fut.await));
                     });
                 }
+                Action::PostEvent {
+                    server_name,
+                    addr,
+                    body,
+                } => {
+                    let path = "/events".to_string();
+                    let request = https::Request::json("POST", server_name, addr, path, body);
+                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
+                    tokio::task::spawn_local(async move {
+                        let _ = fut.await;
+                    });
+                }
                 Action::PostGslbRtt {
                     server_name,
                     addr,
