@@ -24,7 +24,7 @@ trap 'rm -rf "$dir"' EXIT
 file="$dir/synthetic.pcap"
 
 cargo build --release --quiet --bin steerlab
-bin=target/release/steerlab
+bin="${CARGO_TARGET_DIR:-target}/release/steerlab"
 "$bin" replay "$file" --write-synthetic "$packets"
 echo "capture: $packets packets, $(du -h "$file" | cut -f1)"
 

@@ -188,3 +188,50 @@ fn expert_findings_keep_errors_and_warnings() {
         ]
     );
 }
+
+/// The agent's own connections in an export, replayed: how each DoH attempt and tunnel
+/// ended, as the scenario made it end.
+#[test]
+fn replay_tells_how_doh_and_the_tunnel_ended() {
+    for (file, expected) in [
+        (
+            "scenarios/pop-selection/doh-happy-path.toml",
+            &["DNS over HTTPS to 8.8.8.8:443 (packet 1): answered ("][..],
+        ),
+        (
+            "scenarios/pop-selection/doh-reset.toml",
+            &[
+                "DNS over HTTPS to 8.8.8.8:443 (packet 1): refused (RST from the server)",
+                "local DNS query for gateway-acme.goskope.com to 10.0.0.53:53",
+                "local DNS answer: gateway-acme.goskope.com is 8.36.116.35",
+                "tunnel TLS to gateway 8.36.116.35:443 (packet 5): handshake done, data both ways",
+            ],
+        ),
+        (
+            "scenarios/pop-selection/doh-untrusted-cert.toml",
+            &["DNS over HTTPS to 8.8.8.8:443 (packet 1): the client abandoned the TLS handshake"],
+        ),
+        (
+            "scenarios/pop-selection/doh-partitioned-ldns-far-pop.toml",
+            &["DNS over HTTPS to 8.8.8.8:443 (packet 1): unanswered SYN"],
+        ),
+        (
+            "scenarios/tunnel/udp-blocked-tls.toml",
+            &[
+                "tunnel DTLS to gateway 8.36.116.35:443 (packet 14): unanswered (4 datagram(s) sent, none back)",
+                "tunnel TLS to gateway 8.36.116.35:443 (packet 18): handshake done",
+            ],
+        ),
+    ] {
+        let (_, path) = capture(file, &format!("{}.pcap", file.replace('/', "_")));
+        let s = scenario::load_file(Path::new(file)).unwrap();
+        let replayed = steerlab::pcap::replay(&path, Some(&s), world::agent_steering(&s)).unwrap();
+        let control = replayed.control.join("\n");
+        for line in expected {
+            assert!(
+                control.contains(line),
+                "{file}: {line:?} missing from\n{control}"
+            );
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`read`]: capture files to frames, streaming, with correct timestamps; damage is a
 //!   [`read::Damage`] naming the packet.
 //! - [`decode`]: a frame to its TCP or UDP segment.
+//! - [`control`]: how the agent's own connections (DoH, the tunnel) ended.
 //! - [`tcp`]: one direction of a TCP connection put back in order.
 //! - [`sniff`]: a stream's first words: TLS ClientHello SNI, HTTP Host, CONNECT.
 //! - [`replay`]: DNS answers into the domain map, flows into verdicts, and what the
@@ -12,6 +13,7 @@
 //! - [`synth`]: a deterministic mixed capture of any size, for the benchmark.
 //! - [`export`]: a simulated run as a capture.
 
+pub mod control;
 pub mod decode;
 pub mod export;
 pub mod read;

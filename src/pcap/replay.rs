@@ -29,6 +29,7 @@ use agent::core::steer::{DnsMap, FlowInfo, FlowProto, NetSet, Steering, parse_ne
 use hickory_proto::op::Message;
 use serde::Serialize;
 
+use super::control::{Control, ControlKind, Side, UdpControl};
 use super::decode::{Decoded, Proto, Segment, decode};
 use super::read::{CaptureError, CaptureReader, Skipped};
 use super::sniff::{MAX_PREFIX, Sniffed, sniff};
@@ -47,7 +48,10 @@ pub const GATEWAY_RANGES: [&str; 6] = [
 ];
 
 /// Public DoH resolvers the client uses.
-const DOH_SERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+const DOH_SERVERS: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
+    IpAddr::V4(Ipv4Addr::new(8, 8, 4, 4)),
+];
 
 /// A TCP flow silent this long leaves the table (an undecided one is decided first).
 pub const TCP_IDLE: Duration = Duration::from_secs(120);
@@ -177,6 +181,8 @@ pub struct Replayer {
     ctx: Ctx,
     tcp: BTreeMap<(SocketAddr, SocketAddr), TcpFlow>,
     udp: BTreeMap<(SocketAddr, SocketAddr), Duration>,
+    /// The agent's own UDP exchanges (DTLS to gateways), by (client, server).
+    udp_control: BTreeMap<(SocketAddr, SocketAddr), UdpControl>,
     skipped: Skipped,
     /// Warnings so far.
     pub warnings: Warnings,
@@ -195,7 +201,10 @@ struct Ctx {
     at: Duration,
     number: usize,
     tunnel_up: bool,
-    doh_seen: bool,
+    /// The scenario's backup gateway.
+    backup: Option<IpAddr>,
+    /// Control lines with the packet they start at, sorted at the end.
+    control: Vec<(usize, String)>,
     report: ReplayReport,
 }
 
@@ -213,6 +222,7 @@ struct TcpFlow {
 
 enum Kind {
     App(Box<AppFlow>),
+    Control(Box<Control>),
     Dns {
         up: Vec<u8>,
         down: Vec<u8>,
@@ -278,7 +288,8 @@ impl Replayer {
                 at: Duration::ZERO,
                 number: 0,
                 tunnel_up: false,
-                doh_seen: false,
+                backup: scenario.and_then(|s| s.backup.ip).map(IpAddr::V4),
+                control: Vec::new(),
                 report: ReplayReport {
                     capture,
                     packets: 0,
@@ -295,6 +306,7 @@ impl Replayer {
             },
             tcp: BTreeMap::new(),
             udp: BTreeMap::new(),
+            udp_control: BTreeMap::new(),
             skipped: Skipped::default(),
             warnings: Warnings::default(),
             last_sweep: Duration::ZERO,
@@ -350,7 +362,27 @@ impl Replayer {
                     ctx.dns_query(p.payload, p.dst);
                     return;
                 }
-                if !ctx.is_client(p.src.ip()) || ctx.control(p, "DTLS") {
+                if let Some(c) = self.udp_control.get_mut(&(p.dst, p.src)) {
+                    c.datagram(false);
+                    return;
+                }
+                if !ctx.is_client(p.src.ip()) {
+                    return;
+                }
+                if let Some(kind) = ctx.control(p) {
+                    let (number, at) = (ctx.number, ctx.at);
+                    let label = match kind {
+                        ControlKind::Doh => format!("DNS over HTTPS (HTTP/3) to {}", p.dst),
+                        ControlKind::Gateway { backup } => format!(
+                            "tunnel DTLS to gateway {}{}",
+                            p.dst,
+                            if backup { " (the backup)" } else { "" }
+                        ),
+                    };
+                    self.udp_control
+                        .entry((p.src, p.dst))
+                        .or_insert_with(|| UdpControl::new(label, number, at))
+                        .datagram(true);
                     return;
                 }
                 if !is_unicast(p.dst.ip()) {
@@ -379,9 +411,6 @@ impl Replayer {
                 }
             }
             Proto::Tcp { seq, flags } => {
-                if ctx.is_client(p.src.ip()) && ctx.control(p, "TLS") {
-                    return;
-                }
                 let key_up = (p.src, p.dst);
                 let key_down = (p.dst, p.src);
                 if flags.syn() && !flags.ack() {
@@ -394,7 +423,19 @@ impl Replayer {
                             ctx.close(old);
                         }
                     }
-                    let kind = if p.dst.port() == 53 {
+                    let control = match ctx.is_client(p.src.ip()) {
+                        true => ctx.control(p),
+                        false => None,
+                    };
+                    let kind = if let Some(kind) = control {
+                        Kind::Control(Box::new(Control::new(
+                            kind,
+                            number,
+                            ctx.at,
+                            p.dst.to_string(),
+                            true,
+                        )))
+                    } else if p.dst.port() == 53 {
                         Kind::Dns {
                             up: Vec::new(),
                             down: Vec::new(),
@@ -435,6 +476,29 @@ impl Replayer {
                     (key_up, true)
                 } else if self.tcp.contains_key(&key_down) {
                     (key_down, false)
+                } else if let Some(kind) =
+                    ctx.is_client(p.src.ip()).then(|| ctx.control(p)).flatten()
+                {
+                    // The agent's connection, open before the capture started.
+                    self.tcp.insert(
+                        key_up,
+                        TcpFlow {
+                            kind: Kind::Control(Box::new(Control::new(
+                                kind,
+                                number,
+                                ctx.at,
+                                p.dst.to_string(),
+                                false,
+                            ))),
+                            up: Stream::default(),
+                            down: Stream::default(),
+                            isn: 0,
+                            last: ctx.at,
+                            fin_up: false,
+                            fin_down: false,
+                        },
+                    );
+                    (key_up, true)
                 } else if !p.payload.is_empty() && (p.src.port() == 53 || p.dst.port() == 53) {
                     // DNS over TCP whose SYN the capture missed: read from here.
                     let key = if p.dst.port() == 53 { key_up } else { key_down };
@@ -463,13 +527,19 @@ impl Replayer {
                 };
                 flow.last = ctx.at;
                 if flags.rst() {
-                    if let Some(flow) = self.tcp.remove(&key) {
+                    if let Some(mut flow) = self.tcp.remove(&key) {
+                        if let Kind::Control(c) = &mut flow.kind {
+                            c.reset(if up { Side::Client } else { Side::Server });
+                        }
                         ctx.close(flow);
                     }
                     return;
                 }
                 if flags.syn() && !up {
                     flow.down.syn(seq);
+                    if let Kind::Control(c) = &mut flow.kind {
+                        c.syn_ack();
+                    }
                 }
                 let data_seq = if flags.syn() {
                     seq.wrapping_add(1)
@@ -502,7 +572,13 @@ impl Replayer {
         for (_, flow) in flows {
             self.ctx.close(flow);
         }
+        for c in self.udp_control.values() {
+            self.ctx.control.push((c.packet, c.line()));
+        }
+        let mut control = std::mem::take(&mut self.ctx.control);
+        control.sort_by_key(|(packet, _)| *packet);
         let mut report = self.ctx.report;
+        report.control = control.into_iter().map(|(_, line)| line).collect();
         report.flows.sort_by_key(|f| f.packet);
         report.skipped_other = self.skipped.other;
         report.skipped_undecodable = self.skipped.undecodable;
@@ -592,6 +668,17 @@ impl TcpFlow {
                     }
                     buf.drain(..at);
                     true
+                });
+            }
+            Kind::Control(c) => {
+                let (stream, side) = if up {
+                    (&mut self.up, Side::Client)
+                } else {
+                    (&mut self.down, Side::Server)
+                };
+                stream.segment(seq, payload, &mut |bytes: &[u8]| {
+                    c.bytes(side, bytes);
+                    !c.settled()
                 });
             }
             Kind::App(app) => {
@@ -738,41 +825,24 @@ impl Ctx {
             .collect()
     }
 
-    /// The agent's own traffic from the endpoint (the tunnel, DoH): noted; `true` if it
-    /// was.
-    fn control(&mut self, p: &Segment<'_>, tunnel: &str) -> bool {
+    /// Whether a packet from the endpoint is the agent's own (the tunnel to a gateway,
+    /// DoH); the tunnel counts as up from the first packet to a gateway.
+    fn control(&mut self, p: &Segment<'_>) -> Option<ControlKind> {
         if p.dst.port() != 443 {
-            return false;
+            return None;
         }
         if self.gateways.find(p.dst.ip()).is_some() {
             if !self.report.gateways.contains(&p.dst) {
-                let line = format!(
-                    "{} tunnel {tunnel} to gateway {} (packet {})",
-                    self.stamp(),
-                    p.dst,
-                    self.number
-                );
-                self.report.control.push(line);
                 self.report.gateways.push(p.dst);
             }
             self.tunnel_up = true;
-            return true;
+            return Some(ControlKind::Gateway {
+                backup: self.backup == Some(p.dst.ip()),
+            });
         }
-        let ip = p.dst.ip().to_string();
-        if DOH_SERVERS.contains(&ip.as_str()) {
-            if !self.doh_seen {
-                let line = format!(
-                    "{} DNS over HTTPS to {} (packet {})",
-                    self.stamp(),
-                    p.dst,
-                    self.number
-                );
-                self.report.control.push(line);
-                self.doh_seen = true;
-            }
-            return true;
-        }
-        false
+        DOH_SERVERS
+            .contains(&p.dst.ip())
+            .then_some(ControlKind::Doh)
     }
 
     /// A DNS answer (wire format) teaches the domain map.
@@ -803,6 +873,12 @@ impl Ctx {
             if name.starts_with("gateway-") && name.contains("goskope.com") {
                 self.gateways
                     .insert(ip, if ip.is_ipv4() { 32 } else { 128 });
+                let line = format!(
+                    "{} local DNS answer: {name} is {ip} (packet {})",
+                    self.stamp(),
+                    self.number
+                );
+                self.control.push((self.number, line));
             }
             if !self.report.names.contains_key(&name) {
                 self.report.names.insert(name.clone(), ip);
@@ -825,7 +901,7 @@ impl Ctx {
                     dst,
                     self.number
                 );
-                self.report.control.push(line);
+                self.control.push((self.number, line));
             }
         }
     }
@@ -833,6 +909,9 @@ impl Ctx {
     /// A flow leaves the table: decided first if it was not.
     fn close(&mut self, mut flow: TcpFlow) {
         flow.settle(self);
+        if let Kind::Control(c) = &flow.kind {
+            self.control.push((c.packet, c.line()));
+        }
     }
 
     #[allow(clippy::too_many_arguments, reason = "one record's fields")]
