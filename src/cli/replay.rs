@@ -1,6 +1,7 @@
 //! `steerlab replay`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,11 +68,20 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
-    if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    // Written as it is serialized: a capture with many flows needs no second copy.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if args.json {
+        serde_json::to_writer(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
-        print!("{}", table(&report));
+        out.write_all(table(&report).as_bytes())
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        eprintln!("error: cannot write the report: {e}");
+        return ExitCode::from(2);
     }
+    drop(out);
     if let Some(out) = &args.emit_scenario {
         let text = emit_scenario(&report, scenario.as_ref());
         if let Err(e) = std::fs::write(out, text) {
