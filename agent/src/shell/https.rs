@@ -97,12 +97,6 @@ async fn try_exchange<N: Net>(
         .connect(name, tcp)
         .await
         .map_err(|e| classify(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| NetError::Other(e.to_string()))?;
-    let driver = tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
     let request = hyper::Request::builder()
         .method(method)
         .uri(path)
@@ -111,14 +105,32 @@ async fn try_exchange<N: Net>(
         .header(ACCEPT, media_type)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| NetError::Other(e.to_string()))?;
+    send(stream, request, usize::MAX).await
+}
+
+/// One HTTP/1.1 request over `io` (plain or TLS): the status and the whole body, read up
+/// to `limit` bytes.
+pub(super) async fn send<S>(
+    io: S,
+    request: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<HttpOutcome, NetError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| NetError::Other(e.to_string()))?;
+    let driver = tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
     let result = async {
         let response = sender.send_request(request).await.map_err(hyper_error)?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        let body = http_body_util::Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(hyper_error)?
+            .map_err(|e| NetError::Other(format!("reading the body: {e}")))?
             .to_bytes()
             .to_vec();
         Ok(HttpOutcome::Response { status, body })

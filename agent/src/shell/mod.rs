@@ -272,11 +272,7 @@ impl<N: Net> Shell<N> {
                     body,
                 } => {
                     let request = https::Request::doh(server_name, addr, body);
-                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
-                    let tx = self.events_tx.clone();
-                    self.spawn(op, async move {
-                        let _ = tx.send(ShellEvent::Doh(op, fut.await));
-                    });
+                    self.https(op, request, ShellEvent::Doh);
                 }
                 Action::QueryGslb {
                     op,
@@ -285,11 +281,7 @@ impl<N: Net> Shell<N> {
                     path,
                 } => {
                     let request = https::Request::json("GET", server_name, addr, path, Vec::new());
-                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
-                    let tx = self.events_tx.clone();
-                    self.spawn(op, async move {
-                        let _ = tx.send(ShellEvent::Gslb(op, fut.await));
-                    });
+                    self.https(op, request, ShellEvent::Gslb);
                 }
                 Action::PostEvent {
                     server_name,
@@ -424,11 +416,7 @@ impl<N: Net> Shell<N> {
                     path,
                 } => {
                     let request = https::Request::json("GET", server_name, addr, path, Vec::new());
-                    let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
-                    let tx = self.events_tx.clone();
-                    self.spawn(op, async move {
-                        let _ = tx.send(ShellEvent::Config(op, fut.await));
-                    });
+                    self.https(op, request, ShellEvent::Config);
                 }
                 Action::HttpGet { op, url } => {
                     let (net, ldns) = (self.net.clone(), self.agent.config().ldns);
@@ -447,6 +435,20 @@ impl<N: Net> Shell<N> {
             }
         }
         self.status.send_replace(self.agent.status());
+    }
+
+    /// Runs one HTTPS exchange (public CAs) as operation `op`, reporting it as `event`.
+    fn https(
+        &mut self,
+        op: OpId,
+        request: https::Request,
+        event: fn(OpId, HttpOutcome) -> ShellEvent,
+    ) {
+        let fut = https::exchange(self.net.clone(), self.doh_tls.clone(), request);
+        let tx = self.events_tx.clone();
+        self.spawn(op, async move {
+            let _ = tx.send(event(op, fut.await));
+        });
     }
 
     fn spawn(&mut self, op: OpId, fut: impl std::future::Future<Output = ()> + 'static) {

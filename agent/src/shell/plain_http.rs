@@ -5,9 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Full;
 use hyper::header::HOST;
-use hyper_util::rt::TokioIo;
 
 use super::ldns;
 use super::net::{Net, WallClock};
@@ -65,36 +64,14 @@ async fn try_fetch<N: Net>(
         .connect_tcp(SocketAddr::new(ip, port))
         .await
         .map_err(|e| classify(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| NetError::Other(e.to_string()))?;
-    let driver = tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let request = hyper::Request::builder()
         .method("GET")
         .uri(path)
         .header(HOST, uri.authority().map_or(host, |a| a.as_str()))
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::new()))
         .map_err(|e| NetError::Other(e.to_string()))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| NetError::Other(e.to_string()))?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_SCRIPT)
-            .collect()
-            .await
-            .map_err(|e| NetError::Other(format!("reading the body: {e}")))?
-            .to_bytes()
-            .to_vec();
-        Ok(HttpOutcome::Response { status, body })
-    }
-    .await;
-    driver.abort();
-    result
+    super::https::send(tcp, request, MAX_SCRIPT).await
 }
 
 /// One A query for `host` to the local resolver.
