@@ -66,7 +66,7 @@ do = "start"
 /// input is a pipe held here: when this process ends, serve reads its end and stops.
 struct Serving {
     info: ServeInfo,
-    _child: Mutex<Child>,
+    child: Mutex<Child>,
 }
 
 fn serving() -> Option<&'static Serving> {
@@ -104,7 +104,7 @@ fn start(scenario: &Path, out: &Path, base: &str) -> Result<Serving, String> {
         if let Ok(info) = ServeInfo::read(&info_path) {
             return Ok(Serving {
                 info,
-                _child: Mutex::new(child),
+                child: Mutex::new(child),
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -379,6 +379,137 @@ fn a_base_off_loopback_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a loopback address"), "{err}");
+}
+
+#[test]
+fn a_second_serve_on_the_same_addresses_says_the_port_is_in_use() {
+    let Some(s) = serving() else { return };
+    let dir = std::env::temp_dir().join(format!("steerlab-real-twice-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .arg("serve")
+        .arg(&s.info.scenario)
+        .args(["--base", "127.0.1.10", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("steerlab runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.1.10:443"), "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    assert!(!dir.join("serve.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_serve_cleanly() {
+    let dir = std::env::temp_dir().join(format!("steerlab-real-sigint-{}", std::process::id()));
+    let out = dir.join("out");
+    let serving = start(
+        Path::new("scenarios/pop-selection/doh-happy-path.toml"),
+        &out,
+        "127.0.7.10",
+    )
+    .expect("serve starts");
+    let mut child = serving.child.into_inner().expect("the child");
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve still runs after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(err.contains("stopping (Ctrl-C)"), "{err}");
+    assert!(!out.join("serve.json").exists());
+    assert!(out.join("tenant-ca.pem").exists());
+}
+
+/// As a user who may not bind ports below 1024 (root here, dropping to `nobody` with
+/// setpriv): every service gets an ephemeral port, and the agent still gets its tunnel.
+#[cfg(unix)]
+#[test]
+fn without_privileged_ports_serve_falls_back_and_the_agent_still_connects() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root || !have("setpriv", "--version") {
+        println!("skipped: needs root and setpriv to run serve as an unprivileged user");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("steerlab-real-unpriv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scenario = dir.join("happy.toml");
+    std::fs::copy("scenarios/pop-selection/doh-happy-path.toml", &scenario).expect("copy");
+    let open = |p: &Path, mode: &str| {
+        let _ = Command::new("chmod").arg(mode).arg(p).status();
+    };
+    open(&dir, "777");
+    open(&scenario, "644");
+    let out = dir.join("out");
+    let mut serve = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_steerlab"))
+        .arg("serve")
+        .arg(&scenario)
+        .arg("--dir")
+        .arg(&out)
+        .args(["--base", "127.0.9.10", "--stop-on-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info = loop {
+        if let Ok(info) = ServeInfo::read(&out.join("serve.json")) {
+            break info;
+        }
+        if Instant::now() > deadline || serve.try_wait().ok().flatten().is_some() {
+            let _ = serve.kill();
+            let mut err = String::new();
+            if let Some(mut e) = serve.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("unprivileged serve did not start: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(info.ephemeral_ports);
+    assert!(info.ldns.port() >= 1024 && info.doh.addr.port() >= 1024);
+    assert!(info.gateway_port >= 1024);
+    let agent = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["agent", "--for", "3s", "--connect"])
+        .arg(out.join("serve.json"))
+        .output()
+        .expect("steerlab agent runs");
+    drop(serve.stdin.take());
+    let _ = serve.wait();
+    let log = String::from_utf8_lossy(&agent.stdout);
+    let summary = String::from_utf8_lossy(&agent.stderr);
+    assert!(log.contains("Tunnel status NSTUNNEL_CONNECTED"), "{log}");
+    assert!(
+        summary.contains(&format!(
+            "tunnel TLS to nyc1 ({}:{})",
+            ip_of(&info, "nyc1"),
+            info.gateway_port
+        )),
+        "{summary}"
+    );
+    let mut printed = String::new();
+    if let Some(mut o) = serve.stdout.take() {
+        let _ = o.read_to_string(&mut printed);
+    }
+    assert!(printed.contains("ephemeral ports"), "{printed}");
 }
 
 fn pop_names(json: &str) -> Vec<String> {
