@@ -114,6 +114,16 @@ proptest! {
     /// for a CONNECT to a name or address it knows, on the port that listens.
     #[test]
     fn connect_request(request in mutated(CONNECT_REQUEST)) {
+        // The replay's reader of the same bytes (src/pcap/sniff.rs).
+        use steerlab::pcap::sniff::{Sniffed, sniff};
+        let _ = sniff(&request, false);
+        if let Sniffed::Http(http) = sniff(&request, true) {
+            prop_assert!(http.head_len <= request.len());
+            if let Some((host, _)) = &http.connect {
+                prop_assert!(request.starts_with(b"CONNECT "));
+                prop_assert!(!host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()));
+            }
+        }
         let answer = proxy_answer(&request);
         let head = request
             .windows(4)
@@ -261,8 +271,11 @@ fn proxy_answer(request: &[u8]) -> Vec<u8> {
         Ok(())
     });
     sim.run().expect("the proxy world runs");
-    let answer = answer.lock().map(|a| a.clone()).unwrap_or_default();
-    answer
+    let mut got = Vec::new();
+    if let Ok(mut answer) = answer.lock() {
+        got = std::mem::take(&mut *answer);
+    }
+    got
 }
 
 const SCENARIO: &str = include_str!("../scenarios/pop-selection/doh-partitioned-ldns-far-pop.toml");

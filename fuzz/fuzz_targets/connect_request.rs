@@ -2,7 +2,9 @@
 //! world: the proxy, one origin listening on 443, the endpoint sending the input. The
 //! answer is nothing (an incomplete head) or exactly one status line; a complete head
 //! always gets one; 405 exactly when the method is not CONNECT; 200 only for a known
-//! name or address on the listening port.
+//! name or address on the listening port. The same bytes also go to the replay's
+//! CONNECT reader (`steerlab::pcap::sniff`), which must not panic and reports a CONNECT
+//! only for a request that starts with one.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ const ANSWERS: [&str; 4] = [
 ];
 
 fuzz_target!(|request: &[u8]| {
+    sniffed_connect(request);
     let answer = proxy_answer(request);
     let head = request
         .windows(4)
@@ -28,7 +31,10 @@ fuzz_target!(|request: &[u8]| {
         .map(|i| &request[..i + 4])
         .filter(|h| h.len() <= 8 * 1024);
     let status = ANSWERS.iter().find(|a| answer == a.as_bytes());
-    assert!(answer.is_empty() || status.is_some(), "unexpected answer {answer:?}");
+    assert!(
+        answer.is_empty() || status.is_some(),
+        "unexpected answer {answer:?}"
+    );
     let Some(head) = head else {
         assert!(answer.is_empty(), "an answer to an incomplete head");
         return;
@@ -44,6 +50,19 @@ fuzz_target!(|request: &[u8]| {
         assert!(host.eq_ignore_ascii_case("www.box.com") || host == "107.152.27.197");
     }
 });
+
+fn sniffed_connect(request: &[u8]) {
+    use steerlab::pcap::sniff::{Sniffed, sniff};
+    let _ = sniff(request, false);
+    if let Sniffed::Http(http) = sniff(request, true) {
+        assert!(http.head_len <= request.len());
+        if let Some((host, _port)) = &http.connect {
+            assert!(request.starts_with(b"CONNECT "));
+            assert_eq!(&host.to_ascii_lowercase(), host);
+            assert!(!host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()));
+        }
+    }
+}
 
 fn proxy_answer(request: &[u8]) -> Vec<u8> {
     let proxy = Ipv4Addr::new(10, 10, 10, 11);
@@ -86,6 +105,9 @@ fn proxy_answer(request: &[u8]) -> Vec<u8> {
         Ok(())
     });
     sim.run().expect("the proxy world runs");
-    let answer = answer.lock().map(|a| a.clone()).unwrap_or_default();
-    answer
+    let mut got = Vec::new();
+    if let Ok(mut answer) = answer.lock() {
+        got = std::mem::take(&mut *answer);
+    }
+    got
 }

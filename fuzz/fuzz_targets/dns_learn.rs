@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(count) = map.learn(data, now) else {
         return;
     };
-    let pairs: Vec<(String, std::net::IpAddr)> =
-        map.live_pairs(now).map(|(n, ip)| (n.to_string(), ip)).collect();
+    let pairs: Vec<(String, std::net::IpAddr)> = map
+        .live_pairs(now)
+        .map(|(n, ip)| (n.to_string(), ip))
+        .collect();
     assert!(pairs.len() <= count);
     for (name, ip) in &pairs {
         assert!(map.names(*ip, now).contains(&name.as_str()));
