@@ -32,7 +32,7 @@ use serde::Serialize;
 use super::control::{Control, ControlKind, Side, UdpControl};
 use super::decode::{Decoded, Proto, Segment, decode};
 use super::read::{CaptureError, CaptureReader, Skipped};
-use super::sniff::{MAX_PREFIX, Sniffed, sniff};
+use super::sniff::{MAX_PREFIX, Sniffed, needed, sniff};
 use super::tcp::Stream;
 use super::warn::Warnings;
 use crate::scenario::Scenario;
@@ -238,6 +238,8 @@ struct AppFlow {
     names: Vec<String>,
     tunnel_at_syn: bool,
     prefix: Vec<u8>,
+    /// Do not read the prefix again before it is this long (see [`super::sniff::needed`]).
+    next_read: usize,
     state: AppState,
     sni: Option<String>,
     http_host: Option<String>,
@@ -449,6 +451,7 @@ impl Replayer {
                             names: ctx.names(p.dst.ip()),
                             tunnel_at_syn: ctx.tunnel_up,
                             prefix: Vec::new(),
+                            next_read: 0,
                             state: AppState::Sniffing,
                             sni: None,
                             http_host: None,
@@ -712,10 +715,16 @@ impl TcpFlow {
 impl AppFlow {
     /// Reads the prefix so far; `false` once there is nothing more to learn.
     fn read(&mut self, ctx: &mut Ctx, complete: bool) -> bool {
+        if !complete && self.prefix.len() < self.next_read {
+            return self.state != AppState::Done;
+        }
         match self.state {
             AppState::Done => false,
             AppState::Sniffing => match sniff(&self.prefix, complete) {
-                Sniffed::NeedMore => true,
+                Sniffed::NeedMore => {
+                    self.next_read = needed(&self.prefix);
+                    true
+                }
                 Sniffed::ClientHello { sni } => {
                     self.sni = sni;
                     self.decide(ctx);
@@ -742,7 +751,10 @@ impl AppFlow {
             AppState::InConnect { record, skip } => {
                 let inner = self.prefix.get(skip..).unwrap_or_default();
                 match sniff(inner, complete) {
-                    Sniffed::NeedMore => true,
+                    Sniffed::NeedMore => {
+                        self.next_read = skip + needed(inner);
+                        true
+                    }
                     Sniffed::ClientHello { sni } => {
                         if let Some(flow) = ctx.report.flows.get_mut(record) {
                             flow.sni = sni;

@@ -44,6 +44,24 @@ pub fn sniff(buf: &[u8], complete: bool) -> Sniffed {
     }
 }
 
+/// The length the stream must reach before [`sniff`] can answer differently than
+/// `NeedMore` on `buf`: the end of its first incomplete TLS record, or for anything else
+/// an eighth more, so a stream arriving a byte at a time is read O(n log n), not O(n²).
+pub fn needed(buf: &[u8]) -> usize {
+    if buf.first() != Some(&22) {
+        return buf.len() + buf.len() / 8 + 1;
+    }
+    let mut at = 0;
+    while let Some(header) = buf.get(at..at + 5) {
+        at += 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if at > buf.len() {
+            return at;
+        }
+    }
+    // Between records: the next header.
+    (at + 5).max(buf.len() + 1)
+}
+
 fn client_hello(buf: &[u8], complete: bool) -> Sniffed {
     // The handshake bytes of the records so far (the last one may be partial).
     let mut handshake: Vec<u8> = Vec::new();

@@ -314,3 +314,40 @@ fn udp_outside_mode_all_goes_direct() {
     assert_eq!(r.flows[0].verdict, "direct");
     assert_eq!(r.flows[0].reason, "UDP is steered only in mode all");
 }
+
+#[test]
+fn a_byte_at_a_time_is_read_and_stays_fast() {
+    let mut f = Feed::new(managed(true));
+    let hello = client_hello("www.box.com");
+    f.up(OTHER, 443, 50_010, 0, "S", &[]);
+    for (i, b) in hello.iter().enumerate() {
+        f.up(
+            OTHER,
+            443,
+            50_010,
+            1 + i as u32,
+            "A",
+            std::slice::from_ref(b),
+        );
+    }
+    // HTTP with a 20 KB header, one byte per segment: read a bounded number of times.
+    let mut req = b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Pad: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 20_000));
+    req.extend_from_slice(b"\r\n\r\n");
+    f.up(OTHER, 80, 50_011, 0, "S", &[]);
+    for (i, b) in req.iter().enumerate() {
+        f.up(
+            OTHER,
+            80,
+            50_011,
+            1 + i as u32,
+            "A",
+            std::slice::from_ref(b),
+        );
+    }
+    let r = f.finish();
+    assert_eq!(r.flows.len(), 2);
+    assert_eq!(r.flows[0].sni.as_deref(), Some("www.box.com"));
+    assert_eq!(r.flows[0].host, "www.box.com");
+    assert_eq!(r.flows[1].http_host.as_deref(), Some("example.com"));
+}

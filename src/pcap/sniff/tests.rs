@@ -111,3 +111,15 @@ fn garbage_never_panics() {
         let _ = sniff(&bytes, rng.bool());
     }
 }
+
+#[test]
+fn needed_points_past_the_incomplete_record() {
+    let hello = client_hello("www.box.com");
+    assert_eq!(needed(&hello[..3]), 5, "a whole header first");
+    assert_eq!(needed(&hello[..10]), hello.len());
+    let mut two = hello.clone();
+    two.extend_from_slice(&hello[..2]);
+    assert_eq!(needed(&hello), hello.len() + 5);
+    assert_eq!(needed(&two), hello.len() + 5);
+    assert_eq!(needed(b"GET / HTTP/1.1\r\n"), 16 + 2 + 1);
+}
