@@ -1051,4 +1051,79 @@ mod meta {
         assert_eq!(s.expect.tunnel, Some(TunnelState::Dtls));
         let _ = std::fs::remove_file(file);
     }
+
+    /// A healthy case passes every check as run; each check then fires on a report (or
+    /// scenario) changed to break exactly its invariant.
+    #[test]
+    fn each_check_fires_on_a_report_that_breaks_it() {
+        let mut case = sample(3);
+        case.pops.truncate(1);
+        case.pops[0].cert = 0;
+        case.backup.2 = 0;
+        (case.fail_close, case.mode, case.ports) = (true, 2, 0);
+        case.managed.clear();
+        case.exceptions.clear();
+        (case.bypass_teams, case.private_apps, case.inspect_all) = (false, false, false);
+        case.host_rules.clear();
+        case.perimeter_rules.clear();
+        case.proxy = None;
+        case.faults.clear();
+        case.rule_events.clear();
+        case.connects = vec![ConnectGen {
+            share: 500,
+            process: 0,
+            origin: 0,
+            port: 0,
+            via_proxy: false,
+        }];
+        let s = scenario::load_str(&case.toml(), Path::new("swarm.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&s).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(r.flows.len(), 1, "{}", r.story());
+        assert_eq!(r.flows[0].verdict, Verdict::Tunneled, "{}", r.story());
+        assert!(healthy_at_end(&case, &s, &r).is_some());
+        let holds = [
+            deterministic(&r, &r),
+            one_record_per_connect(&s, &r),
+            fail_close(&s, &r),
+            tenant_ca_only(&s, &r),
+            recovers(&case, &s, &r),
+        ];
+        for result in holds {
+            assert!(result.is_ok(), "{result:?}");
+        }
+
+        let mut other = r.clone();
+        other.log[0].push('!');
+        assert_eq!(
+            deterministic(&r, &other).map_err(|f| f.invariant),
+            Err("deterministic")
+        );
+        let mut lost = r.clone();
+        lost.flows.clear();
+        assert_eq!(
+            one_record_per_connect(&s, &lost).map_err(|f| f.invariant),
+            Err("one-record-per-connect")
+        );
+        let mut leaked = r.clone();
+        leaked.flows[0].verdict = Verdict::Direct;
+        let failure = fail_close(&s, &leaked).map_err(|f| f.invariant);
+        assert_eq!(failure, Err("fail-close"));
+        let mut rogue = s.clone();
+        rogue.pops[0].cert = scenario::CertKind::Untrusted;
+        assert_eq!(
+            tenant_ca_only(&rogue, &r).map_err(|f| f.invariant),
+            Err("tenant-ca-only")
+        );
+        let mut down = r.clone();
+        down.outcome.tunnel = TunnelState::Down;
+        assert_eq!(
+            recovers(&case, &s, &down).map_err(|f| f.invariant),
+            Err("recovers")
+        );
+        // Fail open: the same leaked flow is allowed.
+        let mut open = s.clone();
+        open.client.fail_close = false;
+        assert!(fail_close(&open, &leaked).is_ok());
+    }
 }
