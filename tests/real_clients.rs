@@ -512,6 +512,42 @@ fn without_privileged_ports_serve_falls_back_and_the_agent_still_connects() {
     assert!(printed.contains("ephemeral ports"), "{printed}");
 }
 
+/// The tenant's control plane on loopback: the real agent downloads its configuration
+/// and reports its tunnel; the REST API, asked with curl, lists the device and its user.
+#[test]
+fn the_agent_reports_to_the_control_plane_and_curl_sees_the_device() {
+    if !have("curl", "--version") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("steerlab-real-tenant-{}", std::process::id()));
+    let s = start(
+        Path::new("scenarios/tenant/config-pull-applies-live.toml"),
+        &dir.join("out"),
+        "127.0.10.10",
+    )
+    .expect("serve starts");
+    let agent = Command::new(env!("CARGO_BIN_EXE_steerlab"))
+        .args(["agent", "--for", "3s", "--connect"])
+        .arg(dir.join("out").join("serve.json"))
+        .output()
+        .expect("steerlab agent runs");
+    let log = String::from_utf8_lossy(&agent.stdout);
+    assert!(
+        log.contains("Config Applied configuration version 1"),
+        "{log}"
+    );
+    let (ok, text) = run(line(&s.info, "curl", "REST API"), &[]);
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(v["total"], 1, "{text}");
+    let device = &v["data"][0];
+    assert_eq!(device["users"][0]["username"], "bob@acme.com", "{text}");
+    assert_eq!(device["last_event"]["event"], "tunnel_up", "{text}");
+    let mut child = s.child.into_inner().expect("the child");
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
 fn pop_names(json: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     v["pops"]

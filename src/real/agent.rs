@@ -61,7 +61,13 @@ pub fn config(s: &Scenario, info: &ServeInfo) -> Config {
             scenario::TunnelProto::Tls => TunnelProto::Tls,
         },
         dtls_available: true,
-        steering: crate::world::agent_steering(s),
+        // With a control plane the configuration comes from the tenant: the client
+        // starts on its built-in defaults until the first download (as in the world).
+        steering: if s.control_plane.is_some() {
+            agent::core::steer::Steering::default()
+        } else {
+            crate::world::agent_steering(s)
+        },
         proxy: s
             .network
             .proxy
@@ -77,7 +83,17 @@ pub fn config(s: &Scenario, info: &ServeInfo) -> Config {
         },
         portal_check_url: Some(info.portal_check_url.clone()),
         user: s.client.user.clone(),
-        control: None,
+        control: s
+            .control_plane
+            .as_ref()
+            .zip(info.control_plane.as_ref())
+            .map(|(cp, served)| agent::core::control::ControlPlane {
+                server_name: served.name.clone(),
+                addr: served.addr,
+                device: cp.device.clone(),
+                hostname: cp.hostname.clone(),
+                invite: cp.invite.clone(),
+            }),
         on_prem: s
             .steering
             .on_prem

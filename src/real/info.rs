@@ -40,6 +40,10 @@ pub struct ServeInfo {
     pub pac_url: Option<String>,
     /// The captive-portal check URL.
     pub portal_check_url: String,
+    /// The tenant's control plane (`addon-<tenant>.<domain>` and the other names of its
+    /// host), when the scenario has `[control_plane]`.
+    #[serde(default)]
+    pub control_plane: Option<Service>,
     /// CA certificates (PEM).
     pub ca: CaFiles,
     /// The enrolled endpoint's DTLS identity (PEM), signed by the tenant CA.
@@ -89,7 +93,7 @@ pub struct HostInfo {
     /// The scenario's name for it.
     pub label: String,
     /// What it is (`doh`, `ldns`, `gslb`, `gateway`, `backup`, `origin`, `proxy`, `pac`,
-    /// `portal-check`).
+    /// `portal-check`, `tenant`).
     pub kind: String,
     /// Its loopback address.
     pub ip: Ipv4Addr,
@@ -171,6 +175,7 @@ impl ServeInfo {
         let addrs = [info.doh.addr, info.gslb.addr, info.ldns]
             .into_iter()
             .chain(info.proxy)
+            .chain(info.control_plane.as_ref().map(|c| c.addr))
             .map(|a| a.ip())
             .chain(info.hosts.iter().map(|h| h.ip.into()));
         for ip in addrs {
@@ -195,6 +200,16 @@ impl ServeInfo {
     /// The host at a loopback address.
     pub fn host_at(&self, ip: Ipv4Addr) -> Option<&HostInfo> {
         self.hosts.iter().find(|h| h.ip == ip)
+    }
+
+    /// The tenant's REST API name: `<tenant>.<domain>`, on the control plane's host.
+    pub fn tenant_api_name(&self) -> String {
+        let domain = self
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.name.split_once('.'))
+            .map_or("goskope.com", |(_, d)| d);
+        format!("{}.{domain}", self.tenant)
     }
 
     /// The command line of `tool` (the first, if several).

@@ -47,6 +47,9 @@ pub enum ServeError {
     /// A gateway could not be built (a bug).
     #[error("gateway setup failed: {0}")]
     Gateway(#[from] sim_gateway::GatewayError),
+    /// The scenario's control plane could not be built.
+    #[error("tenant control plane: {0}")]
+    Tenant(String),
     /// A broken invariant of this module: please file a bug.
     #[error("internal error: {0} (please file a bug)")]
     Unreachable(&'static str),
@@ -154,6 +157,12 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         note(h.ip, "http", "tcp", 80, tcp.port);
         pac = Some((h.clone(), tcp));
     }
+    let mut tenant = None;
+    if let Some(h) = topology.host(&Kind::Tenant) {
+        let tcp = bind::tcp(h.ip, 443, h.silent, "tenant control plane").await?;
+        note(h.ip, "https", "tcp", 443, tcp.port);
+        tenant = Some((h.clone(), tcp));
+    }
     let check_tcp = bind::tcp(check.ip, 80, check.silent, "portal check").await?;
     note(check.ip, "http", "tcp", 80, check_tcp.port);
     let dialer = LoopbackDialer::new(
@@ -227,7 +236,12 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         .iter()
         .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
         .collect();
-    let policy = sim_gateway::Policy::new(&s.policy.block, categories)
+    // With a control plane, the lost-device group's block-all policy, as in the world.
+    let mut block = s.policy.block.clone();
+    if let Some(cp) = &s.control_plane {
+        block.push(format!("any for group:{}", cp.lost_group));
+    }
+    let policy = sim_gateway::Policy::new(&block, categories)
         .with_allow(&s.policy.allow)
         .with_directory(&s.policy.groups);
     for (host, (tcp, udp)) in gateways.iter().zip(gw_sockets) {
@@ -314,6 +328,31 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         spawn_router(check_tcp, crate::world::portal::check_router(), None);
     }
 
+    // The tenant's control plane: one host, each name served by its own router.
+    let mut control_plane = None;
+    if let (Some((host, tcp)), Some(cp)) = (tenant, &s.control_plane) {
+        let domain = crate::world::build::domain(s.tenant.region);
+        control_plane = Some(Service {
+            name: format!("addon-{}.{domain}", s.tenant.name),
+            addr: SocketAddr::from((host.ip, tcp.port)),
+            silent: host.silent,
+        });
+        if tcp.is_silent() {
+            silent.push(Box::new(tcp));
+        } else {
+            let spec = crate::world::tenant::spec(s, cp);
+            let state = sim_tenant::TenantState::new(spec, Arc::new(unix_s))
+                .map_err(|e| ServeError::Tenant(e.to_string()))?;
+            let names = crate::world::tenant::names(&s.tenant.name, domain);
+            let mut cert_names = host.names.clone();
+            cert_names.push(host.ip.to_string());
+            let leaf = pki.leaf(&cert_names, Authority::Public, false)?;
+            let tls = world_serve::server_config(&leaf, clock.clone())?;
+            let router = crate::world::tenant::router(state, &names);
+            spawn_router(tcp, router, Some(tls));
+        }
+    }
+
     // Files.
     let dir = absolute(&options.dir)?;
     std::fs::create_dir_all(&dir).map_err(|source| ServeError::Write {
@@ -365,6 +404,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         proxy: proxy_addr,
         pac_url,
         portal_check_url,
+        control_plane,
         ca: CaFiles { public, tenant },
         endpoint,
         hosts,
@@ -423,6 +463,7 @@ async fn serve_https(
         let (tcp, peer) = listener.accept().await?;
         let router = router
             .clone()
+            .layer(tower::util::MapRequestLayer::new(host_from_authority))
             .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
         tokio::task::spawn_local(async move {
@@ -441,6 +482,19 @@ async fn serve_https(
             }
         });
     }
+}
+
+/// HTTP/2 carries the host in `:authority`, which hyper puts in the URI: give routers
+/// that choose by `Host` (the tenant's) the header they would get over HTTP/1.1.
+fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    use axum::http::{HeaderValue, header::HOST};
+    if !request.headers().contains_key(HOST) {
+        let authority = request.uri().authority().map(|a| a.as_str().to_string());
+        if let Some(value) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            request.headers_mut().insert(HOST, value);
+        }
+    }
+    request
 }
 
 /// Runs HTTP/2's stream tasks on the `LocalSet`.
@@ -476,6 +530,11 @@ async fn serve_dns(tcp: Tcp, udp: UdpSocket, resolver: sim_doh::Ldns) -> std::io
             udp.send_to(&reply, peer).await?;
         }
     }
+}
+
+/// The system clock in Unix seconds (the control plane's clock).
+fn unix_s() -> i64 {
+    agent::shell::WallClock::system().unix_ms().div_euclid(1000)
 }
 
 fn port_suffix(port: u16, default: u16) -> String {
@@ -605,6 +664,35 @@ fn client_lines(info: &ServeInfo, topology: &Topology) -> Vec<ClientLine> {
                 s("--proxy"),
                 format!("http://{proxy}"),
                 target,
+            ],
+            false,
+        ));
+    }
+    if let Some(cp) = &info.control_plane {
+        let api = info.tenant_api_name();
+        lines.push(ClientLine::new(
+            "curl",
+            &format!(
+                "the tenant's REST API: devices and users{}",
+                silent(cp.silent)
+            ),
+            vec![
+                s("curl"),
+                s("-sS"),
+                s("--cacert"),
+                public.clone(),
+                s("--resolve"),
+                format!("{api}:{}:{}", cp.addr.port(), cp.addr.ip()),
+                s("-H"),
+                format!(
+                    "{}: {}",
+                    sim_tenant::TOKEN_HEADER,
+                    crate::world::tenant::API_TOKEN
+                ),
+                format!(
+                    "https://{api}{}/api/v2/clients",
+                    port_suffix(cp.addr.port(), 443)
+                ),
             ],
             false,
         ));

@@ -29,6 +29,8 @@ pub enum Kind {
     Pac,
     /// The captive-portal check host (HTTP 80).
     PortalCheck,
+    /// The tenant's control plane (`[control_plane]`; HTTPS 443 for every name).
+    Tenant,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Proxy => "proxy",
             Kind::Pac => "pac",
             Kind::PortalCheck => "portal-check",
+            Kind::Tenant => "tenant",
         }
     }
 }
@@ -165,6 +168,13 @@ impl Topology {
         if crate::world::pac::discovery(s).is_some() {
             let names = crate::world::pac::server_names(s);
             add("pac", Kind::Pac, None, names)?;
+        }
+        if s.control_plane.is_some() {
+            let names = crate::world::tenant::names(&s.tenant.name, domain)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            add("tenant", Kind::Tenant, None, names)?;
         }
         let check = crate::world::portal::CHECK_HOST.to_string();
         add("portal-check", Kind::PortalCheck, None, vec![check])?;
