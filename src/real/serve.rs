@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 
 use super::bind::{self, BindError, Tcp};
 use super::dial::LoopbackDialer;
-use super::info::{CaFiles, ClientLine, FILE, HostInfo, Identity, Listening, ServeInfo, Service};
+use super::info::{CaFiles, FILE, HostInfo, Identity, Listening, ServeInfo, Service};
 use super::topology::{Host, Kind, Topology, TopologyError};
 use crate::scenario::{CertKind, Scenario};
 use crate::world::build::{GSLB_NAME, authority, behaviour};
@@ -303,7 +303,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
     }
     let mut pac_url = None;
     if let Some((_, tcp)) = pac {
-        let port_part = port_suffix(tcp.port, 80);
+        let port_part = super::clients::port_suffix(tcp.port, 80);
         pac_url = Some(match crate::world::pac::discovery(s) {
             Some(agent::core::ProxyDiscovery::Wpad { domain }) => {
                 format!("http://wpad.{domain}{port_part}/wpad.dat")
@@ -320,7 +320,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
     let portal_check_url = format!(
         "http://{}{}/generate_204",
         crate::world::portal::CHECK_HOST,
-        port_suffix(check_tcp.port, 80)
+        super::clients::port_suffix(check_tcp.port, 80)
     );
     if check_tcp.is_silent() {
         silent.push(Box::new(check_tcp));
@@ -361,8 +361,14 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
     })?;
     let public = dir.join("public-ca.pem");
     let tenant = dir.join("tenant-ca.pem");
-    write(&public, &pem("CERTIFICATE", &pki.public_root()))?;
-    write(&tenant, &pem("CERTIFICATE", &pki.tenant_root()))?;
+    write(
+        &public,
+        &super::pem::encode("CERTIFICATE", &pki.public_root()),
+    )?;
+    write(
+        &tenant,
+        &super::pem::encode("CERTIFICATE", &pki.tenant_root()),
+    )?;
     let identity = pki.ecdsa_leaf(
         &[format!("endpoint.{}", s.tenant.name)],
         Authority::Tenant,
@@ -372,7 +378,10 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         cert: dir.join("endpoint.pem"),
         key: dir.join("endpoint-key.pem"),
     };
-    write(&endpoint.cert, &pem("CERTIFICATE", &identity.chain[0]))?;
+    write(
+        &endpoint.cert,
+        &super::pem::encode("CERTIFICATE", &identity.chain[0]),
+    )?;
     write(&endpoint.key, &key_pem(&identity))?;
 
     let hosts: Vec<HostInfo> = topology
@@ -412,7 +421,8 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         not_applied: topology.not_applied.clone(),
         clients: Vec::new(),
     };
-    info.clients = client_lines(&info, &topology);
+    let gateway = topology.names.get(&info.gateway_name).copied();
+    info.clients = super::clients::lines(&info, gateway);
     let info_path = dir.join(FILE);
     let json = serde_json::to_string_pretty(&info).unwrap_or_default();
     // Written whole under another name, then renamed: a reader never sees half of it.
@@ -537,241 +547,8 @@ fn unix_s() -> i64 {
     agent::shell::WallClock::system().unix_ms().div_euclid(1000)
 }
 
-fn port_suffix(port: u16, default: u16) -> String {
-    if port == default {
-        String::new()
-    } else {
-        format!(":{port}")
-    }
-}
-
-/// The real clients' lines: each names what it shows.
-fn client_lines(info: &ServeInfo, topology: &Topology) -> Vec<ClientLine> {
-    let s = |x: &str| x.to_string();
-    let public = info.ca.public.display().to_string();
-    let tenant = info.ca.tenant.display().to_string();
-    let mut lines = Vec::new();
-    let silent = |yes: bool| {
-        if yes {
-            " (silent: partitioned at 0s)"
-        } else {
-            ""
-        }
-    };
-    let ldns_silent = info.hosts.iter().any(|h| h.kind == "ldns" && h.silent);
-    lines.push(ClientLine::new(
-        "dig",
-        &format!(
-            "the local resolver answers for its own egress{}",
-            silent(ldns_silent)
-        ),
-        vec![
-            s("dig"),
-            format!("@{}", info.ldns.ip()),
-            s("-p"),
-            info.ldns.port().to_string(),
-            info.gateway_name.clone(),
-            s("A"),
-        ],
-        false,
-    ));
-    lines.push(ClientLine::new(
-        "kdig",
-        &format!(
-            "DNS over HTTPS (RFC 8484), verified with the public CA{}",
-            silent(info.doh.silent)
-        ),
-        vec![
-            s("kdig"),
-            format!("@{}", info.doh.addr.ip()),
-            s("-p"),
-            info.doh.addr.port().to_string(),
-            s("+https"),
-            format!("+tls-ca={public}"),
-            format!("+tls-hostname={}", info.doh.name),
-            info.gateway_name.clone(),
-            s("A"),
-        ],
-        false,
-    ));
-    let pops_url = format!(
-        "https://{}{}/v1/pops?tenant={}",
-        info.gslb.name,
-        port_suffix(info.gslb.addr.port(), 443),
-        info.tenant
-    );
-    let doh_url = format!(
-        "https://{}{}/dns-query",
-        info.doh.addr.ip(),
-        port_suffix(info.doh.addr.port(), 443)
-    );
-    lines.push(ClientLine::new(
-        "curl",
-        &format!(
-            "curl resolves the GSLB name by DoH, then asks it for PoPs{}",
-            silent(info.doh.silent || info.gslb.silent)
-        ),
-        vec![
-            s("curl"),
-            s("-sS"),
-            s("--cacert"),
-            public.clone(),
-            s("--doh-url"),
-            doh_url,
-            pops_url.clone(),
-        ],
-        false,
-    ));
-    lines.push(ClientLine::new(
-        "curl",
-        &format!("the GSLB API's ranked PoP list{}", silent(info.gslb.silent)),
-        vec![
-            s("curl"),
-            s("-sS"),
-            s("--cacert"),
-            public.clone(),
-            s("--resolve"),
-            format!(
-                "{}:{}:{}",
-                info.gslb.name,
-                info.gslb.addr.port(),
-                info.gslb.addr.ip()
-            ),
-            pops_url.clone(),
-        ],
-        false,
-    ));
-    if let Some(proxy) = info.proxy {
-        let proxy_silent = info.hosts.iter().any(|h| h.kind == "proxy" && h.silent);
-        let target = info
-            .hosts
-            .iter()
-            .find(|h| h.kind == "origin" && !h.silent)
-            .and_then(|h| h.names.first())
-            .map(|name| format!("https://{name}/"))
-            .unwrap_or(pops_url);
-        lines.push(ClientLine::new(
-            "curl",
-            &format!(
-                "HTTPS through the site's CONNECT proxy{}",
-                silent(proxy_silent)
-            ),
-            vec![
-                s("curl"),
-                s("-sS"),
-                s("--cacert"),
-                public.clone(),
-                s("--proxy"),
-                format!("http://{proxy}"),
-                target,
-            ],
-            false,
-        ));
-    }
-    if let Some(cp) = &info.control_plane {
-        let api = info.tenant_api_name();
-        lines.push(ClientLine::new(
-            "curl",
-            &format!(
-                "the tenant's REST API: devices and users{}",
-                silent(cp.silent)
-            ),
-            vec![
-                s("curl"),
-                s("-sS"),
-                s("--cacert"),
-                public.clone(),
-                s("--resolve"),
-                format!("{api}:{}:{}", cp.addr.port(), cp.addr.ip()),
-                s("-H"),
-                format!(
-                    "{}: {}",
-                    sim_tenant::TOKEN_HEADER,
-                    crate::world::tenant::API_TOKEN
-                ),
-                format!(
-                    "https://{api}{}/api/v2/clients",
-                    port_suffix(cp.addr.port(), 443)
-                ),
-            ],
-            false,
-        ));
-    }
-    let gateway = topology
-        .names
-        .get(&info.gateway_name)
-        .and_then(|ip| info.host_at(*ip));
-    if let Some(gw) = gateway {
-        lines.push(ClientLine::new(
-            "openssl",
-            &format!(
-                "the {} gateway's TLS, verified with the tenant CA only{}",
-                gw.label,
-                silent(gw.silent)
-            ),
-            vec![
-                s("openssl"),
-                s("s_client"),
-                s("-connect"),
-                format!("{}:{}", gw.ip, info.gateway_port),
-                s("-servername"),
-                info.gateway_name.clone(),
-                s("-CAfile"),
-                tenant,
-            ],
-            true,
-        ));
-    }
-    lines.push(ClientLine::new(
-        "steerlab",
-        "the real agent against these servers, with its log",
-        vec![
-            s("steerlab"),
-            s("agent"),
-            s("--connect"),
-            info.ca.public.with_file_name(FILE).display().to_string(),
-        ],
-        false,
-    ));
-    lines
-}
-
-/// PEM text of one DER item (RFC 7468).
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-/// Base64 with padding (RFC 4648, section 4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn key_pem(leaf: &Leaf) -> String {
-    pem("PRIVATE KEY", leaf.key.secret_der())
+    super::pem::encode("PRIVATE KEY", leaf.key.secret_der())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ServeError> {
@@ -786,25 +563,4 @@ fn absolute(path: &Path) -> Result<PathBuf, ServeError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_in_rfc_4648() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 }
