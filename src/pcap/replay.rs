@@ -900,6 +900,10 @@ impl Ctx {
 
     /// A DNS query over UDP to `dst`: the agent's own for a gateway name is noted.
     fn dns_query(&mut self, body: &[u8], dst: SocketAddr) {
+        // Most queries are the apps': skip the parse unless the vendor's domain is there.
+        if !body.windows(7).any(|w| w.eq_ignore_ascii_case(b"goskope")) {
+            return;
+        }
         let Ok(msg) = Message::from_vec(body) else {
             return;
         };
