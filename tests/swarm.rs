@@ -98,8 +98,25 @@ fn swarm(rng_seed: u64, cases: u32) {
     seed[..8].copy_from_slice(&rng_seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
     let mut runner = TestRunner::new_with_rng(config, rng);
+    let progress = std::env::var_os("SWARM_PROGRESS").is_some();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&case_strategy(), |case| {
-        check_case(&case).map_err(|f| TestCaseError::fail(f.to_string()))
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "wall time of a case, for progress"
+        )]
+        let started = std::time::Instant::now();
+        let result = check_case(&case).map_err(|f| TestCaseError::fail(f.to_string()));
+        if progress {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let verdict = if result.is_ok() { "ok" } else { "FAILED" };
+            eprintln!(
+                "swarm {rng_seed:#x} run {n}: seed {} {verdict} in {:.1}s",
+                case.seed,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        result
     });
     eprintln!("swarm {rng_seed:#x}: {}", Stats::summary());
     match result {
