@@ -49,6 +49,9 @@ const EVENT_KEYS: [(&str, &[&str]); 9] = [
     ("login", &[]),
     ("admin", &["action", "user", "group", "mode"]),
 ];
+/// The most endpoints one world runs.
+const MAX_ENDPOINTS: u32 = 5_000;
+
 /// What the scenario has that some events need.
 #[derive(Debug, Clone, Copy)]
 struct Has {
@@ -183,6 +186,17 @@ impl Source<'_> {
         c.user = self.opt(&raw.user, |u| {
             text_value(u, "user", "e.g. \"bob@acme.com\"")
         })?;
+        if let Some(n) = raw.endpoints {
+            if !(1..=MAX_ENDPOINTS).contains(n.get_ref()) {
+                let help = format!("write a number from 1 to {MAX_ENDPOINTS}");
+                return Err(self.err(
+                    n.span(),
+                    format!("endpoints = {} is out of range", n.get_ref()),
+                    help,
+                ));
+            }
+            c.endpoints = n.into_inner();
+        }
         Ok(c)
     }
 

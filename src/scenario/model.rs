@@ -79,6 +79,9 @@ pub struct Client {
     /// Extension: the enrolled user (`bob@acme.com`), told to the gateway for
     /// user-group policy. Default none.
     pub user: Option<String>,
+    /// Extension: how many endpoints run the agent (addresses `ip`, `ip`+1, ...), each
+    /// doing every `connect`; the outcome is the first one's. Default 1.
+    pub endpoints: u32,
 }
 
 /// A dotted client version such as `95.1.0` or `95.1.0.870`; default `95.1.0`.

@@ -70,6 +70,7 @@ pub(super) struct RawClient {
     pub tunnel: S,
     pub fail_close: Option<bool>,
     pub user: S,
+    pub endpoints: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +262,7 @@ impl Default for Client {
             tunnel: TunnelProto::Dtls,
             fail_close: false,
             user: None,
+            endpoints: 1,
         }
     }
 }

@@ -123,6 +123,8 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
 struct Plan {
     registry: Registry,
     endpoint: Ipv4Addr,
+    /// Every endpoint's address, the scenario's `client.ip` first.
+    endpoints: Vec<Ipv4Addr>,
     doh: Ipv4Addr,
     backup: Ipv4Addr,
     gslb: Ipv4Addr,
@@ -153,6 +155,12 @@ impl Plan {
             dns_names: names,
         };
         registry.add(s.client.ip, entry(Role::Endpoint, "endpoint", vec![]))?;
+        let mut endpoints = vec![s.client.ip];
+        for k in 1..s.client.endpoints {
+            let ip = Ipv4Addr::from(u32::from(s.client.ip).wrapping_add(k));
+            registry.add(ip, entry(Role::Endpoint, &format!("endpoint-{k}"), vec![]))?;
+            endpoints.push(ip);
+        }
         registry.add(s.dns.ldns, entry(Role::Ldns, "ldns", vec![]))?;
         let doh = if s.dns.doh.eq_ignore_ascii_case("dns.google") {
             Ipv4Addr::new(8, 8, 8, 8)
@@ -285,6 +293,7 @@ impl Plan {
         Ok(Plan {
             registry,
             endpoint: s.client.ip,
+            endpoints,
             doh,
             backup,
             gslb,
@@ -616,17 +625,7 @@ fn drive(
             serve::https(router.clone(), None, 80)
         });
     }
-    let path = Arc::new(Mutex::new(path));
-    let registry = Arc::new(plan.registry.clone());
-    let mut net = SimNet::new(path.clone(), registry.clone());
-    if let Some(recorder) = recorder {
-        net = net.with_recorder(recorder);
-    }
-    if let Some(ip) = plan.site_dns {
-        net = net.with_dns_interceptor(ip);
-    }
     if let Some(ip) = plan.portal {
-        net = net.with_portal(ip);
         let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
         let tls = serve::server_config(&leaf, Arc::new(clock))?;
         sim.host(IpAddr::V4(ip), move || {
@@ -641,7 +640,6 @@ fn drive(
         });
     }
     if let Some(ip) = plan.inspector {
-        net = net.with_inspector(ip);
         let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
         let upstream = agent_tls_roots(&pki, clock)?;
         let world_names = plan
@@ -660,111 +658,34 @@ fn drive(
         };
         sim.host(IpAddr::V4(ip), move || inspector.clone().serve());
     }
-    let app_net = net.clone();
-    let config = Config {
-        tenant: s.tenant.name.clone(),
-        region: match s.tenant.region {
-            Region::Global => AgentRegion::Global,
-            Region::Eu => AgentRegion::Eu,
-            Region::De => AgentRegion::De,
-            Region::Au => AgentRegion::Au,
-        },
-        version: s.client.version.text.clone(),
-        client_ip: s.client.ip,
-        doh_name: s.dns.doh.clone(),
-        doh_addr: SocketAddr::from((plan.doh, 443)),
-        gslb_name: GSLB_NAME.to_string(),
-        gslb_addr: SocketAddr::from((plan.gslb, 443)),
-        ldns: SocketAddr::from((s.dns.ldns, DNS_PORT)),
-        gateway_port: 443,
-        tunnel: match s.client.tunnel {
-            TunnelProto::Dtls => AgentProto::Dtls,
-            TunnelProto::Tls => AgentProto::Tls,
-        },
-        dtls_available: true,
-        // With a control plane the configuration comes from the tenant: the client
-        // starts on its built-in defaults until the first download.
-        steering: if s.control_plane.is_some() {
-            agent::core::steer::Steering::default()
-        } else {
-            steering(s)
-        },
-        proxy: s
-            .network
-            .proxy
-            .as_ref()
-            .filter(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual)
-            .map(|p| SocketAddr::V4(p.address)),
-        proxy_discovery: super::pac::discovery(s),
-        portal_check_url: Some(super::portal::CHECK_URL.to_string()),
-        user: s.client.user.clone(),
-        control: s.control_plane.as_ref().zip(plan.tenant).map(|(cp, ip)| {
-            agent::core::control::ControlPlane {
-                server_name: format!("addon-{}.{}", s.tenant.name, domain),
-                addr: SocketAddr::from((ip, 443)),
-                device: cp.device.clone(),
-                hostname: cp.hostname.clone(),
-                invite: cp.invite.clone(),
-            }
-        }),
-        on_prem: s
-            .steering
-            .on_prem
-            .as_ref()
-            .map(|o| agent::core::onprem::OnPremCheck {
-                test: match &o.test {
-                    crate::scenario::OnPremTest::Dns { host, ip } => {
-                        agent::core::onprem::OnPremTest::Dns {
-                            host: host.clone(),
-                            expect: *ip,
-                        }
-                    }
-                    crate::scenario::OnPremTest::Http { url } => {
-                        agent::core::onprem::OnPremTest::Http { url: url.clone() }
-                    }
-                },
-                mode: agent_mode(o.mode),
-            }),
-        seed,
-    };
-    let shell_config = ShellConfig {
-        public_roots: vec![pki.public_root()],
-        tenant_roots: vec![pki.tenant_root()],
-        clock: WallClock::new(move || clock.now()),
-    };
-    let shell =
-        Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
+    let timeline = Timeline::default();
+    let flows = Arc::new(Mutex::new(BTreeMap::new()));
     let identity = pki.ecdsa_leaf(
         &[format!("endpoint.{}", s.tenant.name)],
         Authority::Tenant,
         false,
     )?;
-    let dtls = DtlsSettings::new(
-        &[pki.tenant_root()],
-        WallClock::new(move || clock.now()),
-        DtlsIdentity::new(&identity.chain[0], &identity.key),
-    )?
-    .with_seed(seed);
-    let shell = shell.with_dtls(dtls);
-    let status = shell.status();
-    let (commands, command_rx) = mpsc::unbounded_channel();
-    let (app_requests, app_rx) = mpsc::unbounded_channel();
-    let timeline = Timeline::default();
-    let flows = Arc::new(Mutex::new(BTreeMap::new()));
-    let apps = Apps {
-        net: app_net,
-        agent: commands.clone(),
-        resolver: SocketAddr::from((s.dns.ldns, DNS_PORT)),
-        client_ip: IpAddr::V4(plan.endpoint),
-        flows: flows.clone(),
-        timeline: timeline.clone(),
-        names: Arc::new(origin_addresses(s)),
-    };
-    sim.client(IpAddr::V4(plan.endpoint), async move {
-        tokio::task::spawn_local(shell.run(command_rx));
-        apps.serve(app_rx).await;
-        Ok(())
-    });
+    let registry = Arc::new(plan.registry.clone());
+    let mut endpoints = Vec::new();
+    let mut recorder = recorder;
+    for (index, ip) in plan.endpoints.iter().enumerate() {
+        let place = EndpointPlace {
+            index,
+            ip: *ip,
+            path: path.clone(),
+            recorder: recorder.take(),
+        };
+        let shared = EndpointShared {
+            pki: &pki,
+            identity: &identity,
+            registry: &registry,
+            timeline: &timeline,
+            flows: &flows,
+        };
+        endpoints.push(spawn_endpoint(
+            &mut sim, s, plan, clock, seed, place, shared,
+        )?);
+    }
 
     // Links exist once both ends are registered. Through a VPN, every internet host is
     // farther away.
@@ -800,15 +721,21 @@ fn drive(
         while let Some(event) = events.next_if(|e| e.at <= now) {
             let line = match &event.action {
                 EventAction::Start => {
-                    let _ = commands.send(Command::Start);
+                    for e in &endpoints {
+                        let _ = e.commands.send(Command::Start);
+                    }
                     "start agent".to_string()
                 }
                 EventAction::Stop => {
-                    let _ = commands.send(Command::Stop);
+                    for e in &endpoints {
+                        let _ = e.commands.send(Command::Stop);
+                    }
                     "stop agent".to_string()
                 }
                 EventAction::Rule { place, rule } => {
-                    lock(&path)?.add_rule(*place, rule.clone());
+                    for e in &endpoints {
+                        lock(&e.path)?.add_rule(*place, rule.clone());
+                    }
                     format!("rule {} `{rule}`", place_word(*place))
                 }
                 EventAction::Partition { host } | EventAction::Repair { host } => {
@@ -820,12 +747,14 @@ fn drive(
                                 what: format!("partitioning `{host}`"),
                                 hint: "this host does not exist in this world",
                             })?;
-                    lock(&path)?.set_partitioned(ip, cut);
-                    let (a, b) = (IpAddr::V4(plan.endpoint), IpAddr::V4(ip));
-                    if cut {
-                        sim.partition(a, b);
-                    } else {
-                        sim.repair(a, b);
+                    for e in &endpoints {
+                        lock(&e.path)?.set_partitioned(ip, cut);
+                        let (a, b) = (IpAddr::V4(e.ip), IpAddr::V4(ip));
+                        if cut {
+                            sim.partition(a, b);
+                        } else {
+                            sim.repair(a, b);
+                        }
                     }
                     format!("{} {host}", if cut { "partition" } else { "repair" })
                 }
@@ -834,15 +763,19 @@ fn drive(
                     None => "admin: no control plane".to_string(),
                 },
                 EventAction::Login => {
-                    lock(&path)?.log_in();
+                    for e in &endpoints {
+                        lock(&e.path)?.log_in();
+                    }
                     "user logs in at the captive portal: redirect rules no longer apply".to_string()
                 }
                 EventAction::Move { location } => {
-                    lock(&path)?.leave_perimeter();
-                    if let Ok(net) = ipnet::Ipv4Net::new(plan.endpoint, 24) {
-                        plan.zone.relocate(net, location);
+                    for e in &endpoints {
+                        lock(&e.path)?.leave_perimeter();
+                        if let Ok(net) = ipnet::Ipv4Net::new(e.ip, 24) {
+                            plan.zone.relocate(net.trunc(), location);
+                        }
+                        let _ = e.commands.send(Command::NetworkChanged);
                     }
-                    let _ = commands.send(Command::NetworkChanged);
                     format!("move endpoint to a network in {location}")
                 }
                 EventAction::Connect {
@@ -857,15 +790,19 @@ fn drive(
                     if let Some(why) = why {
                         timeline.push_at(now, format!("app {process} {host}:{port}: {why}"));
                     }
-                    let _ = app_requests.send(AppRequest {
-                        index: connects,
-                        process: process.clone(),
-                        host: host.clone(),
-                        port: *port,
-                        own_doh: *dns == AppDns::AppDoh,
-                        via_proxy,
-                        udp: *proto == crate::scenario::AppProto::Udp,
-                    });
+                    // Every endpoint's app connects; flows are reported event by event,
+                    // endpoint by endpoint.
+                    for (k, e) in endpoints.iter().enumerate() {
+                        let _ = e.app_requests.send(AppRequest {
+                            index: connects * endpoints.len() + k,
+                            process: process.clone(),
+                            host: host.clone(),
+                            port: *port,
+                            own_doh: *dns == AppDns::AppDoh,
+                            via_proxy,
+                            udp: *proto == crate::scenario::AppProto::Udp,
+                        });
+                    }
                     connects += 1;
                     format!("connect {process} {host}:{port}")
                 }
@@ -883,7 +820,20 @@ fn drive(
             timeline.push_at(s.duration, line);
         }
     }
-    let status = status.borrow().clone();
+    if endpoints.len() > 1 {
+        let up = endpoints
+            .iter()
+            .filter(|e| e.status.borrow().tunnel == agent::core::TunnelStatus::Connected)
+            .count();
+        timeline.push_at(
+            s.duration,
+            format!("endpoints: {}, tunnels up: {up}", endpoints.len()),
+        );
+    }
+    let status = endpoints
+        .first()
+        .map(|e| e.status.borrow().clone())
+        .ok_or_else(|| WorldError::Simulation("no endpoint".to_string()))?;
     let outcome = Outcome {
         resolved_by: status.resolved_by.map(|m| match m {
             Method::Gslb => ResolvedBy::Gslb,
@@ -1015,6 +965,167 @@ pub(crate) fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
 
 /// What the site's proxy can resolve: every world name, with the gateway name answered
 /// as the proxy's resolver would (the PoP nearest the site, i.e. the client).
+/// Where one endpoint sits: its place among the scenario's endpoints, its address, its
+/// own copy of the network path, and the capture (the first endpoint's only).
+struct EndpointPlace {
+    index: usize,
+    ip: Ipv4Addr,
+    path: Path,
+    recorder: Option<Recorder>,
+}
+
+/// What every endpoint shares.
+struct EndpointShared<'a> {
+    pki: &'a Pki,
+    identity: &'a super::pki::Leaf,
+    registry: &'a Arc<Registry>,
+    timeline: &'a Timeline,
+    flows: &'a Arc<Mutex<BTreeMap<usize, FlowRecord>>>,
+}
+
+/// One running endpoint, as the driver reaches it.
+struct Endpoint {
+    ip: Ipv4Addr,
+    path: Arc<Mutex<Path>>,
+    commands: mpsc::UnboundedSender<Command>,
+    app_requests: mpsc::UnboundedSender<AppRequest>,
+    status: tokio::sync::watch::Receiver<agent::core::Status>,
+}
+
+/// Starts one endpoint: its path, its agent (through the shell) and its apps.
+fn spawn_endpoint(
+    sim: &mut turmoil::Sim<'_>,
+    s: &Scenario,
+    plan: &Plan,
+    clock: WorldClock,
+    seed: u64,
+    place: EndpointPlace,
+    shared: EndpointShared<'_>,
+) -> Result<Endpoint, WorldError> {
+    // Every endpoint draws its own jitter; the first keeps the scenario's seed.
+    let agent_seed = seed.wrapping_add(place.index as u64);
+    let domain = domain(s.tenant.region);
+    let path = Arc::new(Mutex::new(place.path));
+    let mut net = SimNet::new(path.clone(), shared.registry.clone());
+    if let Some(recorder) = place.recorder {
+        net = net.with_recorder(recorder);
+    }
+    if let Some(ip) = plan.site_dns {
+        net = net.with_dns_interceptor(ip);
+    }
+    if let Some(ip) = plan.portal {
+        net = net.with_portal(ip);
+    }
+    if let Some(ip) = plan.inspector {
+        net = net.with_inspector(ip);
+    }
+    let app_net = net.clone();
+    let config = Config {
+        tenant: s.tenant.name.clone(),
+        region: match s.tenant.region {
+            Region::Global => AgentRegion::Global,
+            Region::Eu => AgentRegion::Eu,
+            Region::De => AgentRegion::De,
+            Region::Au => AgentRegion::Au,
+        },
+        version: s.client.version.text.clone(),
+        client_ip: place.ip,
+        doh_name: s.dns.doh.clone(),
+        doh_addr: SocketAddr::from((plan.doh, 443)),
+        gslb_name: GSLB_NAME.to_string(),
+        gslb_addr: SocketAddr::from((plan.gslb, 443)),
+        ldns: SocketAddr::from((s.dns.ldns, DNS_PORT)),
+        gateway_port: 443,
+        tunnel: match s.client.tunnel {
+            TunnelProto::Dtls => AgentProto::Dtls,
+            TunnelProto::Tls => AgentProto::Tls,
+        },
+        dtls_available: true,
+        // With a control plane the configuration comes from the tenant: the client
+        // starts on its built-in defaults until the first download.
+        steering: if s.control_plane.is_some() {
+            agent::core::steer::Steering::default()
+        } else {
+            steering(s)
+        },
+        proxy: s
+            .network
+            .proxy
+            .as_ref()
+            .filter(|p| p.discovery == crate::scenario::ProxyDiscovery::Manual)
+            .map(|p| SocketAddr::V4(p.address)),
+        proxy_discovery: super::pac::discovery(s),
+        portal_check_url: Some(super::portal::CHECK_URL.to_string()),
+        user: s.client.user.clone(),
+        control: s.control_plane.as_ref().zip(plan.tenant).map(|(cp, ip)| {
+            agent::core::control::ControlPlane {
+                server_name: format!("addon-{}.{}", s.tenant.name, domain),
+                addr: SocketAddr::from((ip, 443)),
+                device: cp.device.clone(),
+                hostname: cp.hostname.clone(),
+                invite: cp.invite.clone(),
+            }
+        }),
+        on_prem: s
+            .steering
+            .on_prem
+            .as_ref()
+            .map(|o| agent::core::onprem::OnPremCheck {
+                test: match &o.test {
+                    crate::scenario::OnPremTest::Dns { host, ip } => {
+                        agent::core::onprem::OnPremTest::Dns {
+                            host: host.clone(),
+                            expect: *ip,
+                        }
+                    }
+                    crate::scenario::OnPremTest::Http { url } => {
+                        agent::core::onprem::OnPremTest::Http { url: url.clone() }
+                    }
+                },
+                mode: agent_mode(o.mode),
+            }),
+        seed: agent_seed,
+    };
+    let shell_config = ShellConfig {
+        public_roots: vec![shared.pki.public_root()],
+        tenant_roots: vec![shared.pki.tenant_root()],
+        clock: WallClock::new(move || clock.now()),
+    };
+    let shell =
+        Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;
+    let dtls = DtlsSettings::new(
+        &[shared.pki.tenant_root()],
+        WallClock::new(move || clock.now()),
+        DtlsIdentity::new(&shared.identity.chain[0], &shared.identity.key),
+    )?
+    .with_seed(agent_seed);
+    let shell = shell.with_dtls(dtls);
+    let status = shell.status();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (app_requests, app_rx) = mpsc::unbounded_channel();
+    let apps = Apps {
+        net: app_net,
+        agent: commands.clone(),
+        resolver: SocketAddr::from((s.dns.ldns, DNS_PORT)),
+        client_ip: IpAddr::V4(place.ip),
+        flows: shared.flows.clone(),
+        timeline: shared.timeline.clone(),
+        names: Arc::new(origin_addresses(s)),
+    };
+    sim.client(IpAddr::V4(place.ip), async move {
+        tokio::task::spawn_local(shell.run(command_rx));
+        apps.serve(app_rx).await;
+        Ok(())
+    });
+    Ok(Endpoint {
+        ip: place.ip,
+        path,
+        commands,
+        app_requests,
+        status,
+    })
+}
+
 /// Where an app that uses the system proxy (`via_proxy = true`) sends its connection:
 /// the manual proxy, or what the PAC script says for its URL (with why, for the timeline).
 fn app_proxy(
