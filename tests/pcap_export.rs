@@ -216,6 +216,13 @@ fn replay_tells_how_doh_and_the_tunnel_ended() {
             &["DNS over HTTPS to 8.8.8.8:443 (packet 1): unanswered SYN"],
         ),
         (
+            "scenarios/failover/primary-blocked-backup.toml",
+            &[
+                "tunnel TLS to gateway 8.36.116.35:443 (packet 14): unanswered SYN",
+                "tunnel TLS to gateway 8.36.118.35:443 (the backup) (packet 28): handshake done",
+            ],
+        ),
+        (
             "scenarios/tunnel/udp-blocked-tls.toml",
             &[
                 "tunnel DTLS to gateway 8.36.116.35:443 (packet 14): unanswered (4 datagram(s) sent, none back)",

@@ -351,3 +351,23 @@ fn a_byte_at_a_time_is_read_and_stays_fast() {
     assert_eq!(r.flows[0].host, "www.box.com");
     assert_eq!(r.flows[1].http_host.as_deref(), Some("example.com"));
 }
+
+#[test]
+fn a_tunnel_open_before_the_capture_started() {
+    let gateway = [8, 36, 116, 35];
+    let mut f = Feed::new(Steering::default());
+    // No SYN: the capture starts mid-connection, both ways.
+    let record = [0x17, 0x03, 0x03, 0x00, 0x03, 1, 2, 3];
+    f.up(gateway, 443, 50_020, 700, "A", &record);
+    f.down(gateway, 443, 50_020, 900, "A", &record);
+    f.up(OTHER, 443, 50_021, 1, "S", &[]);
+    let r = f.finish();
+    assert_eq!(
+        r.control,
+        [
+            "+0.000s tunnel TLS to gateway 8.36.116.35:443 (packet 1): handshake done, data both ways (3 bytes of encrypted data from the server)"
+        ]
+    );
+    assert_eq!(r.flows[0].reason, "not a managed domain");
+    assert_eq!(r.gateways.len(), 1, "the tunnel counts as up");
+}
