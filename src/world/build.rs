@@ -431,6 +431,9 @@ fn drive(
         .min_message_latency(DEFAULT_LINK_LATENCY)
         .max_message_latency(DEFAULT_LINK_LATENCY)
         .rng_seed(seed)
+        // Listen and receive queues grow with the endpoints that share the servers.
+        .tcp_capacity(64 * plan.endpoints.len())
+        .udp_capacity(64 * plan.endpoints.len())
         .build();
     let mut pki = Pki::new(seed, s.clock_unix_ms)?;
 
