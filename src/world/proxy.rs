@@ -44,29 +44,23 @@ impl Proxy {
         let mut words = text.lines().next().unwrap_or("").split_whitespace();
         let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         if method != "CONNECT" {
-            let _ = client
-                .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
-                .await;
-            return;
+            return refuse(client, b"HTTP/1.1 405 Method Not Allowed\r\n\r\n").await;
         }
         let Some((host, port)) = target
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         else {
-            let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
-            return;
+            return refuse(client, b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         };
         let ip = host
             .parse::<Ipv4Addr>()
             .ok()
             .or_else(|| self.names.get(&host.to_ascii_lowercase()).copied());
         let Some(ip) = ip else {
-            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-            return;
+            return refuse(client, b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
         };
         let Ok(mut upstream) = TcpStream::connect(SocketAddr::from((ip, port))).await else {
-            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-            return;
+            return refuse(client, b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
         };
         if client
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -77,4 +71,26 @@ impl Proxy {
         }
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     }
+}
+
+/// How long the proxy waits for a refused client to finish sending before it closes.
+const REFUSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answers with an error and closes cleanly: send the answer, shut the write side, and
+/// read what the client still sends (a pipelined ClientHello, say) until it closes, so
+/// unread bytes do not turn the close into a reset that loses the answer.
+async fn refuse(mut client: TcpStream, answer: &[u8]) {
+    if client.write_all(answer).await.is_err() {
+        return;
+    }
+    let _ = client.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSE_LINGER, drain).await;
 }
