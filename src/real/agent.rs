@@ -15,7 +15,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use super::info::ServeInfo;
 use super::net::LoopbackNet;
 use crate::logs::{Capture, CaptureLayer};
-use crate::scenario::{self, OnPremTest, ProxyDiscovery, Region, Scenario};
+use crate::scenario::{self, ProxyDiscovery, Region, Scenario};
 
 /// Why the agent could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -94,22 +94,7 @@ pub fn config(s: &Scenario, info: &ServeInfo) -> Config {
                 hostname: cp.hostname.clone(),
                 invite: cp.invite.clone(),
             }),
-        on_prem: s
-            .steering
-            .on_prem
-            .as_ref()
-            .map(|o| agent::core::onprem::OnPremCheck {
-                test: match &o.test {
-                    OnPremTest::Dns { host, ip } => agent::core::onprem::OnPremTest::Dns {
-                        host: host.clone(),
-                        expect: translate(*ip),
-                    },
-                    OnPremTest::Http { url } => {
-                        agent::core::onprem::OnPremTest::Http { url: url.clone() }
-                    }
-                },
-                mode: crate::world::build::agent_mode(o.mode),
-            }),
+        on_prem: crate::world::build::on_prem_check(s, translate),
         seed: s.seed,
     }
 }

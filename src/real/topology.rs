@@ -194,16 +194,7 @@ impl Topology {
 
         // The zone, as the world's plan makes it, with loopback addresses.
         let mut zone = sim_doh::Zone::new(60);
-        let mut by_location = BTreeMap::new();
-        let pop_locations = s.pops.iter().map(|p| &p.location);
-        let egress = s.network.vpn.as_ref().map(|v| &v.egress);
-        for location in [&s.client.location, &s.dns.ldns_location]
-            .into_iter()
-            .chain(egress)
-            .chain(pop_locations)
-        {
-            by_location.insert(location.clone(), at(nearest_pop(s, location)));
-        }
+        let by_location = crate::world::build::gateway_by_location(s, at);
         zone.insert_located(&gateway_name, by_location, at(s.pops[0].ip));
         let mut names: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
         for host in &hosts {

@@ -241,19 +241,7 @@ impl Plan {
         )?;
 
         let mut zone = sim_doh::Zone::new(60);
-        let mut by_location = BTreeMap::new();
-        // Every location a client can be in: its own, its resolver's, the PoPs' (where
-        // the endpoint may move to).
-        let pop_locations = s.pops.iter().map(|p| &p.location);
-        let egress = s.network.vpn.as_ref().map(|v| &v.egress);
-        for location in [&s.client.location, &s.dns.ldns_location]
-            .into_iter()
-            .chain(egress)
-            .chain(pop_locations)
-        {
-            by_location.insert(location.clone(), nearest_pop(s, location));
-        }
-        zone.insert_located(&gateway_name, by_location, s.pops[0].ip);
+        zone.insert_located(&gateway_name, gateway_by_location(s, |ip| ip), s.pops[0].ip);
         zone.insert(&backup_name, backup);
         for pop in &s.pops {
             zone.insert(&format!("gateway-{}.{domain}", pop.name), pop.ip);
@@ -330,6 +318,42 @@ fn path_latency(s: &Scenario, location: Option<&str>, latency: Duration) -> Dura
         Some(vpn) if location == Some(vpn.egress.as_str()) => vpn.latency + DEFAULT_LINK_LATENCY,
         Some(vpn) => vpn.latency + latency,
     }
+}
+
+/// The gateway's answer in every location a client can be in (its own, its resolver's,
+/// the VPN's egress, the PoPs' where the endpoint may move to): the nearest PoP, its
+/// address through `at` (the world's own, or real mode's loopback one).
+pub(crate) fn gateway_by_location(
+    s: &Scenario,
+    at: impl Fn(Ipv4Addr) -> Ipv4Addr,
+) -> BTreeMap<String, Ipv4Addr> {
+    let pop_locations = s.pops.iter().map(|p| &p.location);
+    let egress = s.network.vpn.as_ref().map(|v| &v.egress);
+    [&s.client.location, &s.dns.ldns_location]
+        .into_iter()
+        .chain(egress)
+        .chain(pop_locations)
+        .map(|location| (location.clone(), at(nearest_pop(s, location))))
+        .collect()
+}
+
+/// The agent's on-prem check from `steering.on_prem`, the expected DNS address through
+/// `at` (the world's own, or real mode's loopback one).
+pub(crate) fn on_prem_check(
+    s: &Scenario,
+    at: impl Fn(Ipv4Addr) -> Ipv4Addr,
+) -> Option<agent::core::onprem::OnPremCheck> {
+    use agent::core::onprem::{OnPremCheck, OnPremTest as Test};
+    s.steering.on_prem.as_ref().map(|o| OnPremCheck {
+        test: match &o.test {
+            crate::scenario::OnPremTest::Dns { host, ip } => Test::Dns {
+                host: host.clone(),
+                expect: at(*ip),
+            },
+            crate::scenario::OnPremTest::Http { url } => Test::Http { url: url.clone() },
+        },
+        mode: agent_mode(o.mode),
+    })
 }
 
 pub(crate) fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
@@ -1069,24 +1093,7 @@ fn spawn_endpoint(
                 invite: cp.invite.clone(),
             }
         }),
-        on_prem: s
-            .steering
-            .on_prem
-            .as_ref()
-            .map(|o| agent::core::onprem::OnPremCheck {
-                test: match &o.test {
-                    crate::scenario::OnPremTest::Dns { host, ip } => {
-                        agent::core::onprem::OnPremTest::Dns {
-                            host: host.clone(),
-                            expect: *ip,
-                        }
-                    }
-                    crate::scenario::OnPremTest::Http { url } => {
-                        agent::core::onprem::OnPremTest::Http { url: url.clone() }
-                    }
-                },
-                mode: agent_mode(o.mode),
-            }),
+        on_prem: on_prem_check(s, |ip| ip),
         seed: agent_seed,
     };
     let shell_config = ShellConfig {

@@ -222,42 +222,33 @@ impl<N: Net> Shell<N> {
 
     fn dispatch(&mut self, event: ShellEvent) {
         let now = now();
+        // A one-shot operation's task is over once its result is here; a tunnel's only
+        // when it failed or closed.
+        let over = match &event {
+            ShellEvent::Tunnel(op, e) => {
+                matches!(e, TunnelEvent::Failed(_) | TunnelEvent::Closed(_)).then_some(*op)
+            }
+            ShellEvent::Doh(op, _)
+            | ShellEvent::Gslb(op, _)
+            | ShellEvent::Probe(op, _)
+            | ShellEvent::Ldns(op, _)
+            | ShellEvent::Config(op, _)
+            | ShellEvent::Get(op, _)
+            | ShellEvent::Pac(op, _) => Some(*op),
+        };
+        if let Some(op) = over {
+            self.tasks.remove(&op);
+            self.tunnels.remove(&op);
+        }
         match event {
-            ShellEvent::Doh(op, outcome) => {
-                self.tasks.remove(&op);
-                self.agent.handle_doh(op, outcome, now);
-            }
-            ShellEvent::Gslb(op, outcome) => {
-                self.tasks.remove(&op);
-                self.agent.handle_gslb(op, outcome, now);
-            }
-            ShellEvent::Probe(op, result) => {
-                self.tasks.remove(&op);
-                self.agent.handle_probe(op, result, now);
-            }
-            ShellEvent::Ldns(op, outcome) => {
-                self.tasks.remove(&op);
-                self.agent.handle_ldns(op, outcome, now);
-            }
-            ShellEvent::Config(op, outcome) => {
-                self.tasks.remove(&op);
-                self.agent.handle_config(op, outcome, now);
-            }
-            ShellEvent::Get(op, outcome) => {
-                self.tasks.remove(&op);
-                self.agent.handle_http_get(op, outcome, now);
-            }
-            ShellEvent::Pac(op, fetched) => {
-                self.tasks.remove(&op);
-                self.agent.handle_pac(op, fetched, now);
-            }
-            ShellEvent::Tunnel(op, event) => {
-                if matches!(event, TunnelEvent::Failed(_) | TunnelEvent::Closed(_)) {
-                    self.tasks.remove(&op);
-                    self.tunnels.remove(&op);
-                }
-                self.agent.handle_tunnel(op, event, now);
-            }
+            ShellEvent::Doh(op, outcome) => self.agent.handle_doh(op, outcome, now),
+            ShellEvent::Gslb(op, outcome) => self.agent.handle_gslb(op, outcome, now),
+            ShellEvent::Probe(op, result) => self.agent.handle_probe(op, result, now),
+            ShellEvent::Ldns(op, outcome) => self.agent.handle_ldns(op, outcome, now),
+            ShellEvent::Config(op, outcome) => self.agent.handle_config(op, outcome, now),
+            ShellEvent::Get(op, outcome) => self.agent.handle_http_get(op, outcome, now),
+            ShellEvent::Pac(op, fetched) => self.agent.handle_pac(op, fetched, now),
+            ShellEvent::Tunnel(op, event) => self.agent.handle_tunnel(op, event, now),
         }
     }
 
