@@ -104,12 +104,22 @@ fn client_hello(buf: &[u8], complete: bool) -> Sniffed {
     Sniffed::NeedMore
 }
 
-/// The host name of a ClientHello body's `server_name` extension.
+/// The host name of a TLS ClientHello body's `server_name` extension.
 fn server_name(body: &[u8]) -> Option<String> {
+    hello_server_name(body, false)
+}
+
+/// The host name (lower case) of a ClientHello body's `server_name` extension; a DTLS
+/// ClientHello (`dtls`) carries a cookie after the session id.
+pub fn hello_server_name(body: &[u8], dtls: bool) -> Option<String> {
     let mut r = Reader(body);
     r.skip(2 + 32)?; // version, random
     let session = r.u8()?;
     r.skip(usize::from(session))?;
+    if dtls {
+        let cookie = r.u8()?;
+        r.skip(usize::from(cookie))?;
+    }
     let suites = r.u16()?;
     r.skip(usize::from(suites))?;
     let compression = r.u8()?;

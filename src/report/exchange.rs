@@ -583,61 +583,7 @@ fn record(
 
 /// The server name of a ClientHello `body` (after the handshake header).
 fn sni(body: &[u8], dtls: bool) -> Option<String> {
-    let mut c = Cursor(body);
-    c.skip(2 + 32)?; // version, random
-    let session = c.u8()?;
-    c.skip(usize::from(session))?;
-    if dtls {
-        let cookie = c.u8()?;
-        c.skip(usize::from(cookie))?;
-    }
-    let suites = c.u16()?;
-    c.skip(usize::from(suites))?;
-    let compression = c.u8()?;
-    c.skip(usize::from(compression))?;
-    let total = usize::from(c.u16()?);
-    let mut ext = Cursor(c.take(total)?);
-    while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
-        let data = ext.take(usize::from(len))?;
-        if kind != 0 {
-            continue;
-        }
-        // server_name_list: length, then (type 0: host_name, length, name).
-        let mut list = Cursor(data);
-        list.skip(2)?;
-        if list.u8()? != 0 {
-            return None;
-        }
-        let n = list.u16()?;
-        let name = list.take(usize::from(n))?;
-        return std::str::from_utf8(name).ok().map(str::to_string);
-    }
-    None
-}
-
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn skip(&mut self, n: usize) -> Option<()> {
-        self.take(n).map(|_| ())
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
+    crate::pcap::sniff::hello_server_name(body, dtls)
 }
 
 /// An HTTP request or status line.
