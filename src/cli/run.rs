@@ -171,9 +171,11 @@ fn print_summary(s: &Scenario, r: &RunReport, misses: &[Miss], negative: bool, p
         }
     }
     let ratio = r.simulated.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
+    // Slower than ten times real time, one decimal says more than "0x".
+    let digits = if ratio < 10.0 { 1 } else { 0 };
     let _ = writeln!(
         out,
-        "      tunnel {}{}; {} flow(s); seed {}; {:.0?} simulated in {:.2?} ({ratio:.0}x)",
+        "      tunnel {}{}; {} flow(s); seed {}; {:.0?} simulated in {:.2?} ({ratio:.digits$}x)",
         r.outcome.tunnel.as_str(),
         match (&r.outcome.gateway, r.outcome.resolved_by) {
             (Some(g), Some(m)) => format!(" to {g}, resolved by {}", m.as_str()),

@@ -197,6 +197,17 @@ impl Source<'_> {
             }
             c.endpoints = n.into_inner();
         }
+        if let Some(n) = raw.endpoints_per_host {
+            if !(1..=MAX_ENDPOINTS).contains(n.get_ref()) {
+                let help = format!("write a number from 1 to {MAX_ENDPOINTS}");
+                return Err(self.err(
+                    n.span(),
+                    format!("endpoints_per_host = {} is out of range", n.get_ref()),
+                    help,
+                ));
+            }
+            c.endpoints_per_host = n.into_inner();
+        }
         Ok(c)
     }
 

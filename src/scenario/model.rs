@@ -82,6 +82,10 @@ pub struct Client {
     /// Extension: how many endpoints run the agent (addresses `ip`, `ip`+1, ...), each
     /// doing every `connect`; the outcome is the first one's. Default 1.
     pub endpoints: u32,
+    /// Extension: how many endpoints share one simulated host (one address, like
+    /// laptops behind one NAT): endpoint k sits at `ip` + k / `endpoints_per_host`.
+    /// Default 1. Scale runs use it to keep turmoil's host count small.
+    pub endpoints_per_host: u32,
 }
 
 /// A dotted client version such as `95.1.0` or `95.1.0.870`; default `95.1.0`.

@@ -71,6 +71,7 @@ pub(super) struct RawClient {
     pub fail_close: Option<bool>,
     pub user: S,
     pub endpoints: Option<Spanned<u32>>,
+    pub endpoints_per_host: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +264,7 @@ impl Default for Client {
             fail_close: false,
             user: None,
             endpoints: 1,
+            endpoints_per_host: 1,
         }
     }
 }

@@ -122,9 +122,11 @@ fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule
 /// Addresses, names and certificates of every host, decided before the simulation.
 struct Plan {
     registry: Registry,
-    endpoint: Ipv4Addr,
-    /// Every endpoint's address, the scenario's `client.ip` first.
+    /// Every endpoint's address, the scenario's `client.ip` first; endpoints that share
+    /// a host (`client.endpoints_per_host`) share its address.
     endpoints: Vec<Ipv4Addr>,
+    /// The endpoints' hosts, each address once, in order.
+    endpoint_hosts: Vec<Ipv4Addr>,
     doh: Ipv4Addr,
     backup: Ipv4Addr,
     gslb: Ipv4Addr,
@@ -154,11 +156,20 @@ impl Plan {
             label: label.to_string(),
             dns_names: names,
         };
-        registry.add(s.client.ip, entry(Role::Endpoint, "endpoint", vec![]))?;
-        let mut endpoints = vec![s.client.ip];
-        for k in 1..s.client.endpoints {
-            let ip = Ipv4Addr::from(u32::from(s.client.ip).wrapping_add(k));
-            registry.add(ip, entry(Role::Endpoint, &format!("endpoint-{k}"), vec![]))?;
+        let per_host = s.client.endpoints_per_host.max(1);
+        let mut endpoints = Vec::new();
+        let mut endpoint_hosts = Vec::new();
+        for k in 0..s.client.endpoints {
+            let host = k / per_host;
+            let ip = Ipv4Addr::from(u32::from(s.client.ip).wrapping_add(host));
+            if k % per_host == 0 {
+                let label = match host {
+                    0 => "endpoint".to_string(),
+                    _ => format!("endpoint-{host}"),
+                };
+                registry.add(ip, entry(Role::Endpoint, &label, vec![]))?;
+                endpoint_hosts.push(ip);
+            }
             endpoints.push(ip);
         }
         registry.add(s.dns.ldns, entry(Role::Ldns, "ldns", vec![]))?;
@@ -280,8 +291,8 @@ impl Plan {
         }
         Ok(Plan {
             registry,
-            endpoint: s.client.ip,
             endpoints,
+            endpoint_hosts,
             doh,
             backup,
             gslb,
@@ -694,6 +705,7 @@ fn drive(
     )?;
     let registry = Arc::new(plan.registry.clone());
     let mut endpoints = Vec::new();
+    let mut software = Vec::new();
     let mut recorder = recorder;
     for (index, ip) in plan.endpoints.iter().enumerate() {
         let place = EndpointPlace {
@@ -709,10 +721,11 @@ fn drive(
             timeline: &timeline,
             flows: &flows,
         };
-        endpoints.push(spawn_endpoint(
-            &mut sim, s, plan, clock, seed, place, shared,
-        )?);
+        let (endpoint, run) = build_endpoint(s, plan, clock, seed, place, shared)?;
+        software.push((endpoint.ip, run));
+        endpoints.push(endpoint);
     }
+    start_hosts(&mut sim, software);
 
     // Links exist once both ends are registered. Through a VPN, every internet host is
     // farther away.
@@ -726,7 +739,9 @@ fn drive(
         }
     }
     for (ip, latency) in latencies {
-        sim.set_link_latency(IpAddr::V4(plan.endpoint), IpAddr::V4(ip), latency);
+        for host in &plan.endpoint_hosts {
+            sim.set_link_latency(IpAddr::V4(*host), IpAddr::V4(ip), latency);
+        }
     }
 
     if let Some(vpn) = &s.network.vpn {
@@ -776,7 +791,9 @@ fn drive(
                             })?;
                     for e in &endpoints {
                         lock(&e.path)?.set_partitioned(ip, cut);
-                        let (a, b) = (IpAddr::V4(e.ip), IpAddr::V4(ip));
+                    }
+                    for host in &plan.endpoint_hosts {
+                        let (a, b) = (IpAddr::V4(*host), IpAddr::V4(ip));
                         if cut {
                             sim.partition(a, b);
                         } else {
@@ -990,8 +1007,6 @@ pub(crate) fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
     }
 }
 
-/// What the site's proxy can resolve: every world name, with the gateway name answered
-/// as the proxy's resolver would (the PoP nearest the site, i.e. the client).
 /// Where one endpoint sits: its place among the scenario's endpoints, its address, its
 /// own copy of the network path, and the capture (the first endpoint's only).
 struct EndpointPlace {
@@ -1019,16 +1034,16 @@ struct Endpoint {
     status: tokio::sync::watch::Receiver<agent::core::Status>,
 }
 
-/// Starts one endpoint: its path, its agent (through the shell) and its apps.
-fn spawn_endpoint(
-    sim: &mut turmoil::Sim<'_>,
+/// Builds one endpoint: its path, its agent (through the shell) and its apps, to run on
+/// its host (see [`start_hosts`]).
+fn build_endpoint(
     s: &Scenario,
     plan: &Plan,
     clock: WorldClock,
     seed: u64,
     place: EndpointPlace,
     shared: EndpointShared<'_>,
-) -> Result<Endpoint, WorldError> {
+) -> Result<(Endpoint, EndpointSoftware), WorldError> {
     // Every endpoint draws its own jitter; the first keeps the scenario's seed.
     let agent_seed = seed.wrapping_add(place.index as u64);
     let domain = domain(s.tenant.region);
@@ -1122,18 +1137,41 @@ fn spawn_endpoint(
         timeline: shared.timeline.clone(),
         names: Arc::new(origin_addresses(s)),
     };
-    sim.client(IpAddr::V4(place.ip), async move {
+    let software = Box::pin(async move {
         tokio::task::spawn_local(shell.run(command_rx));
         apps.serve(app_rx).await;
-        Ok(())
     });
-    Ok(Endpoint {
+    let endpoint = Endpoint {
         ip: place.ip,
         path,
         commands,
         app_requests,
         status,
-    })
+    };
+    Ok((endpoint, software))
+}
+
+/// What one endpoint runs on its host: its agent and its apps, until the apps are done.
+type EndpointSoftware = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Starts every endpoint's software, each host running its endpoints side by side.
+fn start_hosts(sim: &mut turmoil::Sim<'_>, software: Vec<(Ipv4Addr, EndpointSoftware)>) {
+    let mut by_host: BTreeMap<Ipv4Addr, Vec<EndpointSoftware>> = BTreeMap::new();
+    for (ip, run) in software {
+        by_host.entry(ip).or_default().push(run);
+    }
+    for (ip, runs) in by_host {
+        sim.client(IpAddr::V4(ip), async move {
+            let mut running = tokio::task::JoinSet::new();
+            for run in runs {
+                running.spawn_local(run);
+            }
+            while let Some(done) = running.join_next().await {
+                done?;
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Where an app that uses the system proxy (`via_proxy = true`) sends its connection:
@@ -1158,6 +1196,8 @@ fn app_proxy(
     (proxy, Some(why))
 }
 
+/// What the site's proxy can resolve: every world name, with the gateway name answered
+/// as the proxy's resolver would (the PoP nearest the site, i.e. the client).
 fn proxy_names(s: &Scenario, plan: &Plan) -> BTreeMap<String, Ipv4Addr> {
     let mut names: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     for (ip, host) in plan.registry.iter() {
