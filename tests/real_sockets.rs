@@ -62,8 +62,13 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
             zone: Arc::new(zone),
             behaviour: sim_doh::Behaviour::Answer,
         });
-        let tls = serve::server_config(&doh_leaf, system_clock)?;
-        tokio::task::spawn_local(serve::serve_router(doh_listener, router, Some(tls)));
+        let tls = serve::server_config(&doh_leaf, system_clock, None)?;
+        tokio::task::spawn_local(serve::serve_router(
+            doh_listener,
+            router,
+            Some(tls),
+            serve::Date::System,
+        ));
 
         let config = Config {
             tenant: "acme".into(),
@@ -94,6 +99,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
                 public_roots: vec![pki.public_root()],
                 tenant_roots: vec![pki.tenant_root()],
                 clock: WallClock::system(),
+                tls_seed: None,
             },
         )?;
         let mut status = shell.status();

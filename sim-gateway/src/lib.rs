@@ -101,6 +101,19 @@ impl<D: Dialer> Gateway<D> {
         dialer: D,
     ) -> Result<Gateway<D>, GatewayError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Gateway::with_provider(name, chain, key, clock, dialer, provider)
+    }
+
+    /// Like [`Gateway::new`], its TLS cryptography (randomness, key exchange) from
+    /// `provider`: a seeded one makes the simulated handshakes reproducible.
+    pub fn with_provider(
+        name: &str,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        clock: impl Fn() -> SystemTime + Send + Sync + 'static,
+        dialer: D,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Gateway<D>, GatewayError> {
         let config = ServerConfig::builder_with_details(provider, Arc::new(Clock(Box::new(clock))))
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()

@@ -6,8 +6,12 @@
 //! TCP is synthesized from what the sockets saw: a handshake at connect (a lone SYN for a
 //! dropped connect, SYN then RST for a refused one), one or more segments per write and
 //! per read (at most [`MSS`] bytes each), a FIN when the stream is dropped. Sequence
-//! numbers start at a fixed value per connection, so headers and timing are the same for
-//! the same seed; TLS payload bytes are not (rustls draws its own randomness).
+//! numbers start at a fixed value per connection, and the world's TLS draws its randomness
+//! from the seed, so the same seed gives the same file byte for byte.
+//!
+//! In pcapng, every packet carries a comment naming the simulated host at the far end and
+//! whose traffic it is: the agent's own (never steered), or an app flow with the agent's
+//! verdict and reason (`www.box.com: app chrome.exe www.box.com:443 direct (...)`).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -62,12 +66,23 @@ struct Seqs {
 #[derive(Debug, Clone)]
 pub struct Recorder(Arc<Mutex<Inner>>);
 
+/// Whose traffic a frame is, for its pcapng comment: `None` is the agent's own.
+type Note = Option<Arc<str>>;
+
+/// One recorded frame: when, what, whose.
+type Recorded = (Duration, Frame, Note);
+
 #[derive(Debug)]
 struct Inner {
     client: std::net::Ipv4Addr,
-    frames: Vec<(Duration, Frame)>,
-    conns: BTreeMap<(SocketAddrV4, SocketAddrV4), Seqs>,
+    frames: Vec<Recorded>,
+    conns: BTreeMap<(SocketAddrV4, SocketAddrV4), (Seqs, Note)>,
+    /// Names of the simulated hosts, by address, for the comments.
+    hosts: BTreeMap<std::net::Ipv4Addr, String>,
 }
+
+/// What the comment says of traffic with no note.
+const AGENT_NOTE: &str = "the agent's own traffic (never steered)";
 
 const CLIENT_ISN: u32 = 1_000;
 const SERVER_ISN: u32 = 5_000;
@@ -79,7 +94,13 @@ impl Recorder {
             client,
             frames: Vec::new(),
             conns: BTreeMap::new(),
+            hosts: BTreeMap::new(),
         })))
+    }
+
+    /// Names the simulated hosts (by address) for the pcapng comments.
+    pub fn name_hosts(&self, hosts: BTreeMap<std::net::Ipv4Addr, String>) {
+        self.with(|i| i.hosts = hosts);
     }
 
     fn with(&self, f: impl FnOnce(&mut Inner)) {
@@ -88,8 +109,9 @@ impl Recorder {
         }
     }
 
-    /// A connect that completed: the three-way handshake.
-    pub fn connected(&self, at: Duration, client: SocketAddr, server: SocketAddr) {
+    /// A connect that completed: the three-way handshake. `note` says whose connection
+    /// it is (`None`: the agent's); every later frame of it carries the same.
+    pub fn connected(&self, at: Duration, client: SocketAddr, server: SocketAddr, note: Note) {
         let (Some(c), Some(s)) = (v4(client), v4(server)) else {
             return;
         };
@@ -98,38 +120,31 @@ impl Recorder {
                 client: CLIENT_ISN + 1,
                 server: SERVER_ISN + 1,
             };
-            i.conns.insert((c, s), seqs);
-            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new());
-            i.tcp(
-                at,
-                s,
-                c,
-                SERVER_ISN,
-                CLIENT_ISN + 1,
-                Flags::SynAck,
-                Vec::new(),
-            );
-            i.tcp(
-                at,
-                c,
-                s,
-                CLIENT_ISN + 1,
-                SERVER_ISN + 1,
-                Flags::Ack,
-                Vec::new(),
-            );
+            i.conns.insert((c, s), (seqs, note.clone()));
+            let n = &note;
+            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new(), n);
+            let (syn_ack, ack) = (Flags::SynAck, Flags::Ack);
+            i.tcp(at, s, c, SERVER_ISN, CLIENT_ISN + 1, syn_ack, Vec::new(), n);
+            i.tcp(at, c, s, CLIENT_ISN + 1, SERVER_ISN + 1, ack, Vec::new(), n);
         });
     }
 
     /// A connect that got no answer (its SYN was dropped) or a reset.
-    pub fn attempt(&self, at: Duration, client: SocketAddr, server: SocketAddr, reset: bool) {
+    pub fn attempt(
+        &self,
+        at: Duration,
+        client: SocketAddr,
+        server: SocketAddr,
+        reset: bool,
+        note: Note,
+    ) {
         let (Some(c), Some(s)) = (v4(client), v4(server)) else {
             return;
         };
         self.with(|i| {
-            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new());
+            i.tcp(at, c, s, CLIENT_ISN, 0, Flags::Syn, Vec::new(), &note);
             if reset {
-                i.tcp(at, s, c, 0, CLIENT_ISN + 1, Flags::Rst, Vec::new());
+                i.tcp(at, s, c, 0, CLIENT_ISN + 1, Flags::Rst, Vec::new(), &note);
             }
         });
     }
@@ -147,36 +162,23 @@ impl Recorder {
             return;
         };
         self.with(|i| {
-            let Some(mut seqs) = i.conns.get(&(c, s)).copied() else {
+            let Some((mut seqs, note)) = i.conns.get(&(c, s)).cloned() else {
                 return;
             };
             for chunk in bytes.chunks(MSS) {
                 let n = chunk.len() as u32;
+                let payload = chunk.to_vec();
                 if outbound {
-                    i.tcp(
-                        at,
-                        c,
-                        s,
-                        seqs.client,
-                        seqs.server,
-                        Flags::Psh,
-                        chunk.to_vec(),
-                    );
+                    let (seq, ack) = (seqs.client, seqs.server);
+                    i.tcp(at, c, s, seq, ack, Flags::Psh, payload, &note);
                     seqs.client = seqs.client.wrapping_add(n);
                 } else {
-                    i.tcp(
-                        at,
-                        s,
-                        c,
-                        seqs.server,
-                        seqs.client,
-                        Flags::Psh,
-                        chunk.to_vec(),
-                    );
+                    let (seq, ack) = (seqs.server, seqs.client);
+                    i.tcp(at, s, c, seq, ack, Flags::Psh, payload, &note);
                     seqs.server = seqs.server.wrapping_add(n);
                 }
             }
-            i.conns.insert((c, s), seqs);
+            i.conns.insert((c, s), (seqs, note));
         });
     }
 
@@ -186,32 +188,39 @@ impl Recorder {
             return;
         };
         self.with(|i| {
-            if let Some(seqs) = i.conns.remove(&(c, s)) {
-                i.tcp(at, c, s, seqs.client, seqs.server, Flags::Fin, Vec::new());
+            if let Some((seqs, note)) = i.conns.remove(&(c, s)) {
+                let (seq, ack) = (seqs.client, seqs.server);
+                i.tcp(at, c, s, seq, ack, Flags::Fin, Vec::new(), &note);
             }
         });
     }
 
-    /// A UDP datagram.
-    pub fn datagram(&self, at: Duration, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+    /// A UDP datagram; `note` as for [`Recorder::connected`].
+    pub fn datagram(
+        &self,
+        at: Duration,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        note: Note,
+    ) {
         let (Some(src), Some(dst)) = (v4(src), v4(dst)) else {
             return;
         };
         self.with(|i| {
-            i.frames.push((
-                at,
-                Frame::Udp {
-                    src,
-                    dst,
-                    payload: payload.to_vec(),
-                },
-            ));
+            let payload = payload.to_vec();
+            i.frames.push((at, Frame::Udp { src, dst, payload }, note));
         });
     }
 
     /// The endpoint's address and every frame so far.
-    fn snapshot(&self) -> Option<(std::net::Ipv4Addr, Vec<(Duration, Frame)>)> {
+    fn snapshot(&self) -> Option<(std::net::Ipv4Addr, Vec<Recorded>)> {
         self.0.lock().ok().map(|i| (i.client, i.frames.clone()))
+    }
+
+    /// The names of the hosts, for the comments.
+    fn hosts(&self) -> BTreeMap<std::net::Ipv4Addr, String> {
+        self.0.lock().map(|i| i.hosts.clone()).unwrap_or_default()
     }
 
     /// How many frames so far.
@@ -228,13 +237,16 @@ impl Recorder {
     /// declared with `if_tsresol`), timestamps `epoch` + offset.
     pub fn to_pcapng(&self, epoch: Duration) -> Vec<u8> {
         use pcap_file::pcapng::PcapNgWriter;
-        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::enhanced_packet::{
+            EnhancedPacketBlock, EnhancedPacketOption,
+        };
         use pcap_file::pcapng::blocks::interface_description::{
             InterfaceDescriptionBlock, InterfaceDescriptionOption,
         };
         let Some((client, frames)) = self.snapshot() else {
             return Vec::new();
         };
+        let hosts = self.hosts();
         let Ok(mut writer) = PcapNgWriter::new(Vec::new()) else {
             return Vec::new();
         };
@@ -247,14 +259,15 @@ impl Recorder {
         if writer.write_pcapng_block(interface).is_err() {
             return Vec::new();
         }
-        for (at, frame) in frames {
+        for (at, frame, note) in frames {
             let bytes = build(&frame, client);
+            let comment = comment(&frame, client, &note, &hosts);
             let block = EnhancedPacketBlock {
                 interface_id: 0,
                 timestamp: epoch + at,
                 original_len: bytes.len() as u32,
                 data: std::borrow::Cow::Owned(bytes),
-                options: vec![],
+                options: vec![EnhancedPacketOption::Comment(comment.into())],
             };
             if writer.write_pcapng_block(block).is_err() {
                 break;
@@ -275,7 +288,7 @@ impl Recorder {
         let Ok(mut writer) = PcapWriter::with_header(Vec::new(), header) else {
             return Vec::new();
         };
-        for (at, frame) in frames {
+        for (at, frame, _) in frames {
             let bytes = build(&frame, client);
             let packet = PcapPacket::new(epoch + at, bytes.len() as u32, &bytes);
             if writer.write_packet(&packet).is_err() {
@@ -297,18 +310,35 @@ impl Inner {
         ack: u32,
         flags: Flags,
         payload: Vec<u8>,
+        note: &Note,
     ) {
-        self.frames.push((
-            at,
-            Frame::Tcp {
-                src,
-                dst,
-                seq,
-                ack,
-                flags,
-                payload,
-            },
-        ));
+        let frame = Frame::Tcp {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            payload,
+        };
+        self.frames.push((at, frame, note.clone()));
+    }
+}
+
+/// The pcapng comment of `frame`: the far end's name and whose traffic it is.
+fn comment(
+    frame: &Frame,
+    client: std::net::Ipv4Addr,
+    note: &Note,
+    hosts: &BTreeMap<std::net::Ipv4Addr, String>,
+) -> String {
+    let (src, dst) = match frame {
+        Frame::Tcp { src, dst, .. } | Frame::Udp { src, dst, .. } => (src, dst),
+    };
+    let far = if *src.ip() == client { dst } else { src };
+    let note = note.as_deref().unwrap_or(AGENT_NOTE);
+    match hosts.get(far.ip()) {
+        Some(name) => format!("{name}: {note}"),
+        None => format!("{}: {note}", far.ip()),
     }
 }
 

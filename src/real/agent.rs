@@ -117,6 +117,7 @@ pub fn shell(s: &Scenario, info: &ServeInfo) -> Result<Shell<LoopbackNet>, Agent
             public_roots: vec![public],
             tenant_roots: vec![tenant.clone()],
             clock: WallClock::system(),
+            tls_seed: None,
         },
     )?;
     let dtls = DtlsSettings::new(

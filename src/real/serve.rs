@@ -183,7 +183,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
     } else {
         let (by, expired) = authority(s.dns.doh_cert, Authority::Public);
         let leaf = pki.leaf(&[s.dns.doh.clone(), doh.ip.to_string()], by, expired)?;
-        let tls = world_serve::server_config(&leaf, clock.clone())?;
+        let tls = world_serve::server_config(&leaf, clock.clone(), None)?;
         let router = sim_doh::router(sim_doh::DohState {
             zone: topology.zone.clone(),
             behaviour: behaviour(&s.dns.doh_behaviour),
@@ -206,7 +206,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
             Authority::Public,
             false,
         )?;
-        let tls = world_serve::server_config(&leaf, clock.clone())?;
+        let tls = world_serve::server_config(&leaf, clock.clone(), None)?;
         spawn_router(
             gslb_tcp,
             sim_gslb::router(topology.gslb_state(s)),
@@ -283,7 +283,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
             continue;
         }
         let leaf = pki.leaf(&host.names, Authority::Public, false)?;
-        let config = world_serve::server_config(&leaf, clock.clone())?;
+        let config = world_serve::server_config(&leaf, clock.clone(), None)?;
         let router = crate::origin::router(&host.names.join(", "));
         spawn_router(plain, router.clone(), None);
         spawn_router(tls, router, Some(config));
@@ -347,7 +347,7 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
             let mut cert_names = host.names.clone();
             cert_names.push(host.ip.to_string());
             let leaf = pki.leaf(&cert_names, Authority::Public, false)?;
-            let tls = world_serve::server_config(&leaf, clock.clone())?;
+            let tls = world_serve::server_config(&leaf, clock.clone(), None)?;
             let router = crate::world::tenant::router(state, &names);
             spawn_router(tcp, router, Some(tls));
         }
@@ -452,7 +452,12 @@ impl Served {
 fn spawn_router(tcp: Tcp, router: axum::Router, tls: Option<Arc<rustls::ServerConfig>>) {
     match tls {
         None => {
-            tokio::task::spawn_local(world_serve::serve_router(tcp.listener, router, None));
+            tokio::task::spawn_local(world_serve::serve_router(
+                tcp.listener,
+                router,
+                None,
+                world_serve::Date::System,
+            ));
         }
         Some(config) => {
             let mut config = (*config).clone();

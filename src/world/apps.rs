@@ -143,6 +143,12 @@ impl Apps {
             AgentVerdict::Direct => Verdict::Direct,
             AgentVerdict::Blocked => Verdict::Blocked,
         };
+        // On the wire, the flow's packets say whose they are and what the agent decided.
+        let net = self.net.noted(format!(
+            "app {} {target}: {} ({reason})",
+            req.process,
+            verdict.as_str()
+        ));
         let outcome = match (verdict, decided.opened) {
             (Verdict::Blocked, _) => "dropped by the agent".to_string(),
             (Verdict::Tunneled, Some(opened)) => {
@@ -159,8 +165,8 @@ impl Apps {
                     Err(_) => "timed out waiting for the gateway".to_string(),
                 }
             }
-            _ if req.udp => self.udp_exchange(dst).await,
-            _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, self.net.connect_tcp(dst)).await {
+            _ if req.udp => self.udp_exchange(&net, dst).await,
+            _ => match tokio::time::timeout(APP_CONNECT_TIMEOUT, net.connect_tcp(dst)).await {
                 Ok(Ok(stream)) if via_proxy => proxy_connect(stream, &target).await,
                 Ok(Ok(stream)) if req.port == 80 => http_get(stream, &req.host).await,
                 Ok(Ok(_stream)) => "connected".to_string(),
@@ -190,8 +196,8 @@ impl Apps {
     }
 
     /// One datagram to `dst` through the network path, and the origin's echo.
-    async fn udp_exchange(&self, dst: SocketAddr) -> String {
-        let Ok(socket) = self.net.bind_udp().await else {
+    async fn udp_exchange(&self, net: &SimNet, dst: SocketAddr) -> String {
+        let Ok(socket) = net.bind_udp().await else {
             return "failed: no UDP socket".to_string();
         };
         match socket.send_to(APP_UDP_PAYLOAD, dst).await {
@@ -228,7 +234,11 @@ impl Apps {
             let ip = self.names.get(&req.host.to_ascii_lowercase())?;
             return Some((IpAddr::V4(*ip), Vec::new()));
         }
-        let socket = self.net.bind_udp().await.ok()?;
+        let note = format!(
+            "app {} looks up {} (the OS resolver)",
+            req.process, req.host
+        );
+        let socket = self.net.noted(note).bind_udp().await.ok()?;
         let id = 0x4000 + (req.index as u16 & 0x3fff);
         let query = dns::build_query(id, &req.host, None);
         for _ in 0..APP_DNS_TRIES {

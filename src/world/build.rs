@@ -475,7 +475,7 @@ fn drive(
     // DNS over HTTPS.
     let (by, expired) = authority(s.dns.doh_cert, Authority::Public);
     let doh_leaf = pki.leaf(std::slice::from_ref(&s.dns.doh), by, expired)?;
-    let doh_tls = serve::server_config(&doh_leaf, Arc::new(clock))?;
+    let doh_tls = serve::server_config(&doh_leaf, Arc::new(clock), serve::tls_seed(seed, "doh"))?;
     let doh_state = sim_doh::DohState {
         zone: plan.zone.clone(),
         behaviour: behaviour(&s.dns.doh_behaviour),
@@ -490,7 +490,8 @@ fn drive(
 
     // The GSLB API.
     let gslb_leaf = pki.leaf(&[GSLB_NAME.to_string()], Authority::Public, false)?;
-    let gslb_tls = serve::server_config(&gslb_leaf, Arc::new(clock))?;
+    let gslb_tls =
+        serve::server_config(&gslb_leaf, Arc::new(clock), serve::tls_seed(seed, "gslb"))?;
     let gslb = gslb_state(s);
     sim.host(IpAddr::V4(plan.gslb), move || {
         serve::https(sim_gslb::router(gslb.clone()), Some(gslb_tls.clone()), 443)
@@ -539,7 +540,8 @@ fn drive(
             let names = super::tenant::names(&s.tenant.name, domain);
             let dns_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
             let leaf = pki.leaf(&dns_names, Authority::Public, false)?;
-            let tls = serve::server_config(&leaf, Arc::new(clock))?;
+            let tls =
+                serve::server_config(&leaf, Arc::new(clock), serve::tls_seed(seed, "tenant"))?;
             let router = super::tenant::router(state.clone(), &names);
             sim.host(IpAddr::V4(ip), move || {
                 serve::https(router.clone(), Some(tls.clone()), 443)
@@ -569,12 +571,14 @@ fn drive(
         let (by, expired) = authority(cert, Authority::Tenant);
         let leaf = pki.leaf(&names, by, expired)?;
         let dtls_leaf = pki.ecdsa_leaf(&names, by, expired)?;
-        let gw = sim_gateway::Gateway::new(
+        let provider = serve::tls_provider(serve::tls_seed(seed, &format!("gateway {name}")));
+        let gw = sim_gateway::Gateway::with_provider(
             &name,
             leaf.chain,
             leaf.key,
             move || clock.now(),
             dialer.clone(),
+            Arc::new(provider),
         )
         .and_then(|gw| gw.with_dtls(&dtls_leaf.chain[0], &dtls_leaf.key, Some(seed)))
         .map(|gw| gw.with_policy(policy.clone()))
@@ -616,7 +620,8 @@ fn drive(
         .collect();
     for (ip, hosts) in sites {
         let leaf = pki.leaf(&hosts, Authority::Public, false)?;
-        let tls = serve::server_config(&leaf, Arc::new(clock))?;
+        let tls_seed = serve::tls_seed(seed, &format!("origin {ip}"));
+        let tls = serve::server_config(&leaf, Arc::new(clock), tls_seed)?;
         let router = crate::origin::router(&hosts.join(", "));
         let udp_ports = udp_ports.clone();
         sim.host(IpAddr::V4(ip), move || {
@@ -665,7 +670,7 @@ fn drive(
     }
     if let Some(ip) = plan.portal {
         let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
-        let tls = serve::server_config(&leaf, Arc::new(clock))?;
+        let tls = serve::server_config(&leaf, Arc::new(clock), serve::tls_seed(seed, "portal"))?;
         sim.host(IpAddr::V4(ip), move || {
             let tls = tls.clone();
             async move {
@@ -679,7 +684,7 @@ fn drive(
     }
     if let Some(ip) = plan.inspector {
         let leaf = pki.leaf(&plan.every_name(), Authority::Rogue, false)?;
-        let upstream = agent_tls_roots(&pki, clock)?;
+        let upstream = agent_tls_roots(&pki, clock, serve::tls_seed(seed, "inspector upstream"))?;
         let world_names = plan
             .registry
             .iter()
@@ -690,7 +695,11 @@ fn drive(
             })
             .collect();
         let inspector = Inspector {
-            server: serve::server_config(&leaf, Arc::new(clock))?,
+            server: serve::server_config(
+                &leaf,
+                Arc::new(clock),
+                serve::tls_seed(seed, "inspector"),
+            )?,
             upstream,
             names: Arc::new(world_names),
         };
@@ -707,6 +716,9 @@ fn drive(
     let mut endpoints = Vec::new();
     let mut software = Vec::new();
     let mut recorder = recorder;
+    if let Some(recorder) = &recorder {
+        recorder.name_hosts(capture_names(&plan.registry));
+    }
     for (index, ip) in plan.endpoints.iter().enumerate() {
         let place = EndpointPlace {
             index,
@@ -974,11 +986,15 @@ fn place_word(place: crate::scenario::FirewallPlace) -> &'static str {
 
 /// A TLS client config trusting the public and tenant CAs, on the world's clock: how the
 /// inspection proxy re-originates.
-fn agent_tls_roots(pki: &Pki, clock: WorldClock) -> Result<Arc<rustls::ClientConfig>, WorldError> {
+fn agent_tls_roots(
+    pki: &Pki,
+    clock: WorldClock,
+    tls_seed: Option<u64>,
+) -> Result<Arc<rustls::ClientConfig>, WorldError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.public_root())?;
     roots.add(pki.tenant_root())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(serve::tls_provider(tls_seed));
     let config = rustls::ClientConfig::builder_with_details(provider, Arc::new(clock))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
@@ -1005,6 +1021,30 @@ pub(crate) fn agent_mode(mode: SteeringMode) -> agent::core::steer::Mode {
         SteeringMode::Web => Mode::Web,
         SteeringMode::All => Mode::All,
     }
+}
+
+/// What the capture's comments call each host: its role and its scenario name.
+fn capture_names(registry: &Registry) -> BTreeMap<Ipv4Addr, String> {
+    registry
+        .iter()
+        .map(|(ip, host)| {
+            let name = match &host.role {
+                Role::Endpoint => host.label.clone(),
+                Role::Pop(name) => format!("PoP {name}"),
+                Role::Backup => "gateway-backup".to_string(),
+                Role::Doh => format!("DoH server {}", host.dns_names.join(", ")),
+                Role::Ldns => format!("resolver {}", host.label),
+                Role::Gslb => "GSLB API".to_string(),
+                Role::Inspector => "TLS inspection proxy".to_string(),
+                Role::Portal => "captive portal".to_string(),
+                Role::Proxy => "site proxy".to_string(),
+                Role::PacServer => "PAC server".to_string(),
+                Role::Tenant => "tenant control plane".to_string(),
+                Role::Origin(host) => host.clone(),
+            };
+            (*ip, name)
+        })
+        .collect()
 }
 
 /// Where one endpoint sits: its place among the scenario's endpoints, its address, its
@@ -1115,6 +1155,7 @@ fn build_endpoint(
         public_roots: vec![shared.pki.public_root()],
         tenant_roots: vec![shared.pki.tenant_root()],
         clock: WallClock::new(move || clock.now()),
+        tls_seed: Some(agent::shell::seed::mix(agent_seed, 0x7215)),
     };
     let shell =
         Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;

@@ -28,6 +28,8 @@ pub struct SimNet {
     /// The site's resolver that intercepted DNS goes to.
     dns_interceptor: Option<std::net::Ipv4Addr>,
     recorder: Option<Recorder>,
+    /// Whose traffic this is, for the capture's comments (`None`: the agent's).
+    note: Option<Arc<str>>,
     /// Source ports for connect attempts that never got a socket (dropped or refused).
     attempt_ports: Arc<AtomicU16>,
 }
@@ -42,7 +44,17 @@ impl SimNet {
             portal: None,
             dns_interceptor: None,
             recorder: None,
+            note: None,
             attempt_ports: Arc::new(AtomicU16::new(40_000)),
+        }
+    }
+
+    /// The same network, its traffic noted as `note` in the capture (an app flow and the
+    /// agent's verdict on it); without a note, traffic is the agent's own.
+    pub fn noted(&self, note: String) -> SimNet {
+        SimNet {
+            note: Some(note.into()),
+            ..self.clone()
         }
     }
 
@@ -101,7 +113,7 @@ impl SimNet {
         if let Some(rec) = &self.recorder {
             let port = self.attempt_ports.fetch_add(1, Ordering::Relaxed);
             let local = SocketAddr::from((self.registry_client(), port));
-            rec.attempt(now(), local, addr, reset);
+            rec.attempt(now(), local, addr, reset, self.note.clone());
         }
     }
 
@@ -116,7 +128,7 @@ impl SimNet {
     fn established(&self, stream: turmoil::net::TcpStream, peer: SocketAddr) -> SimTcp {
         let record = self.recorder.clone().and_then(|rec| {
             let local = stream.local_addr().ok()?;
-            rec.connected(now(), local, peer);
+            rec.connected(now(), local, peer, self.note.clone());
             Some((rec, local, peer))
         });
         SimTcp { stream, record }
@@ -255,7 +267,7 @@ impl Datagram for SimUdp {
         let verdict = self.net.verdict(Transport::Udp, addr)?;
         if let (Some(rec), Ok(local)) = (&self.net.recorder, self.socket.local_addr()) {
             let local = SocketAddr::from((self.net.registry_client(), local.port()));
-            rec.datagram(now(), local, addr, buf);
+            rec.datagram(now(), local, addr, buf, self.net.note.clone());
         }
         match verdict {
             Verdict::Pass | Verdict::Inspect { .. } if self.net.udp_lost(buf.len()) => {
@@ -284,7 +296,7 @@ impl Datagram for SimUdp {
             .unwrap_or(from);
         if let (Some(rec), Ok(local)) = (&self.net.recorder, self.socket.local_addr()) {
             let local = SocketAddr::from((self.net.registry_client(), local.port()));
-            rec.datagram(now(), from, local, &buf[..n]);
+            rec.datagram(now(), from, local, &buf[..n], self.net.note.clone());
         }
         Ok((n, from))
     }

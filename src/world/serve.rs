@@ -20,18 +20,39 @@ use super::pki::Leaf;
 const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 
 /// A TLS 1.2/1.3 server config for `leaf`, on the given clock (the world's, or the
-/// system's in real mode).
+/// system's in real mode). With `tls_seed` (the world's), its randomness and key exchange
+/// come from the seed, so the same run gives the same bytes; real mode passes `None`.
 pub fn server_config(
     leaf: &Leaf,
     clock: Arc<dyn rustls::time_provider::TimeProvider>,
+    tls_seed: Option<u64>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(tls_provider(tls_seed));
     let mut config = ServerConfig::builder_with_details(provider, clock)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// rustls's ring provider: seeded (see [`agent::shell::seeded_tls_provider`]) or with the
+/// operating system's randomness.
+pub fn tls_provider(tls_seed: Option<u64>) -> rustls::crypto::CryptoProvider {
+    match tls_seed {
+        Some(seed) => agent::shell::seeded_tls_provider(seed),
+        None => rustls::crypto::ring::default_provider(),
+    }
+}
+
+/// A TLS seed for one server of the world: the world's seed mixed with the server's
+/// label, so that every server draws its own bytes.
+pub fn tls_seed(world_seed: u64, label: &str) -> Option<u64> {
+    // FNV-1a: a stable hash of the label (std's hasher is not stable across releases).
+    let hash = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Some(agent::shell::seed::mix(world_seed, hash))
 }
 
 /// A listening TCP socket: turmoil's in the simulation, tokio's in real mode.
@@ -57,11 +78,32 @@ impl Accept for tokio::net::TcpListener {
 }
 
 /// Serves `router` over HTTPS on `port` of a turmoil host (plain HTTP when `tls` is
-/// `None`).
+/// `None`). Answers carry a `Date` from the simulated clock, not the machine's.
 pub async fn https(router: Router, tls: Option<Arc<ServerConfig>>, port: u16) -> turmoil::Result {
     let listener = TcpListener::bind((ANY, port)).await?;
-    serve_router(listener, router, tls).await?;
+    let router = router.layer(axum::middleware::map_response(simulated_date));
+    serve_router(listener, router, tls, Date::Caller).await?;
     Ok(())
+}
+
+/// Sets the `Date` header of an answer to the simulation's time.
+async fn simulated_date(mut response: axum::response::Response) -> axum::response::Response {
+    let now = std::time::UNIX_EPOCH + turmoil::since_epoch().unwrap_or_default();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
+    response
+}
+
+/// Who dates the answers [`serve_router`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Date {
+    /// hyper, from the machine's clock (real mode).
+    System,
+    /// The router itself (the simulation, from its clock): hyper adds none.
+    Caller,
 }
 
 /// Echoes every datagram that arrives on UDP `port` (origins answering UDP apps, and the
@@ -81,6 +123,7 @@ pub async fn serve_router<L: Accept>(
     listener: L,
     router: Router,
     tls: Option<Arc<ServerConfig>>,
+    date: Date,
 ) -> io::Result<()> {
     loop {
         let (tcp, peer) = listener.accept().await?;
@@ -88,7 +131,8 @@ pub async fn serve_router<L: Accept>(
         let tls = tls.clone();
         tokio::task::spawn_local(async move {
             let service = TowerToHyperService::new(router);
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.auto_date_header(date == Date::System);
             match tls {
                 Some(config) => {
                     if let Ok(stream) = TlsAcceptor::from(config).accept(tcp).await {

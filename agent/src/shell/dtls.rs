@@ -156,7 +156,7 @@ impl DtlsSettings {
             .with_crypto_provider(self.crypto.clone());
         if let Some(seed) = self.seed {
             let n = self.handshakes.fetch_add(1, Ordering::Relaxed);
-            builder = builder.dangerously_set_rng_seed(seeded::mix(seed, n));
+            builder = builder.dangerously_set_rng_seed(super::seed::mix(seed, n));
         }
         builder
             .build()

@@ -10,6 +10,7 @@ mod ldns;
 mod net;
 mod plain_http;
 mod proxy;
+pub mod seed;
 mod tls;
 mod tunnel;
 
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use dtls::{DtlsIdentity, DtlsSettings};
 pub use net::{Datagram, Net, TokioNet, WallClock};
 pub use tls::classify as classify_io_error;
+pub use tls::seeded_provider as seeded_tls_provider;
 
 use crate::core::steer::Decision;
 use crate::core::{
@@ -46,6 +48,10 @@ pub struct ShellConfig {
     pub tenant_roots: Vec<CertificateDer<'static>>,
     /// The clock certificates are checked against.
     pub clock: WallClock,
+    /// With a seed, TLS randomness and key exchange come from it (see
+    /// [`seeded_tls_provider`]): reproducible handshakes with predictable keys, for
+    /// simulations. `None`: ring with the operating system's randomness.
+    pub tls_seed: Option<u64>,
 }
 
 /// Why the shell could not be built.
@@ -133,9 +139,18 @@ pub struct Shell<N: Net> {
 impl<N: Net> Shell<N> {
     /// Builds the shell; nothing runs until [`Shell::run`].
     pub fn new(net: N, config: Config, shell: ShellConfig) -> Result<Shell<N>, ShellError> {
-        let doh_tls = tls::client_config(&shell.public_roots, shell.clock.clone(), &[b"http/1.1"])?;
+        let provider = Arc::new(match shell.tls_seed {
+            Some(seed) => tls::seeded_provider(seed),
+            None => rustls::crypto::ring::default_provider(),
+        });
+        let doh_tls = tls::client_config(
+            &shell.public_roots,
+            shell.clock.clone(),
+            &[b"http/1.1"],
+            provider.clone(),
+        )?;
         let tunnel = tunnel::Security {
-            tls: tls::client_config(&shell.tenant_roots, shell.clock.clone(), &[])?,
+            tls: tls::client_config(&shell.tenant_roots, shell.clock.clone(), &[], provider)?,
             dtls: None,
         };
         let agent = Agent::new(config);

@@ -13,13 +13,18 @@ use rustls::{ClientConfig, RootCertStore};
 use super::net::WallClock;
 use crate::core::NetError;
 
-/// Builds a TLS 1.3 client config trusting exactly `roots`.
+mod seeded;
+
+pub use seeded::seeded_provider;
+
+/// Builds a TLS 1.3 client config trusting exactly `roots`, its cryptography from
+/// `provider`.
 pub fn client_config(
     roots: &[CertificateDer<'static>],
     clock: WallClock,
     alpn: &[&[u8]],
+    provider: Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut store = RootCertStore::empty();
     for root in roots {
         store.add(root.clone())?;

@@ -13,6 +13,8 @@ use dimpl::CryptoError;
 use dimpl::crypto::{ActiveKeyExchange, Buf, CryptoProvider, NamedGroup, SupportedKxGroup};
 use x25519_dalek::{PublicKey, StaticSecret};
 
+use crate::shell::seed::mix;
+
 /// dimpl's RustCrypto provider with [`NamedGroup::X25519`] as its only key exchange, its
 /// ephemeral secrets derived from `seed`.
 ///
@@ -27,15 +29,6 @@ pub fn seeded_provider(seed: u64) -> CryptoProvider {
     let mut provider = dimpl::crypto::rust_crypto::default_provider();
     provider.kx_groups = groups;
     provider
-}
-
-/// Mixes `seed` and `n` into a new 64-bit value (splitmix64).
-pub(crate) fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[derive(Debug)]
