@@ -53,6 +53,7 @@ where
         event.record(&mut fields);
         let line = format_line(
             (self.clock)(),
+            fields.pid.unwrap_or(1),
             fields.level,
             &fields.component,
             &fields.message,
@@ -63,6 +64,8 @@ where
 
 #[derive(Default)]
 struct Fields {
+    /// The agent's process id (`pid` field), when the shell gives one.
+    pid: Option<u32>,
     level: u8,
     component: String,
     message: String,
@@ -70,8 +73,10 @@ struct Fields {
 
 impl Visit for Fields {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "level" {
-            self.level = u8::try_from(value).unwrap_or(0);
+        match field.name() {
+            "level" => self.level = u8::try_from(value).unwrap_or(0),
+            "pid" => self.pid = u32::try_from(value).ok(),
+            _ => {}
         }
     }
 

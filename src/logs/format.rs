@@ -22,9 +22,12 @@ pub fn format_timestamp(unix_ms: i64) -> String {
 }
 
 /// One full line: timestamp, process, pid, thread, level, component, message.
-pub fn format_line(unix_ms: i64, level: u8, component: &str, text: &str) -> String {
+///
+/// `pid` tells the agents of a multi-endpoint world apart (`p1` for the first endpoint,
+/// `p2` for the second...); a lone agent is `p1`.
+pub fn format_line(unix_ms: i64, pid: u32, level: u8, component: &str, text: &str) -> String {
     format!(
-        "{} {PROCESS} p1 t1 {level} {component} {text}",
+        "{} {PROCESS} p{pid} t1 {level} {component} {text}",
         format_timestamp(unix_ms)
     )
 }
@@ -40,6 +43,7 @@ mod tests {
         assert_eq!(
             format_line(
                 ms,
+                1,
                 2,
                 "dnsResolver",
                 "Failed to resolve gateway-acme.goskope.com by EDNS"

@@ -1165,7 +1165,9 @@ fn build_endpoint(
         DtlsIdentity::new(&shared.identity.chain[0], &shared.identity.key),
     )?
     .with_seed(agent_seed);
-    let shell = shell.with_dtls(dtls);
+    // Each endpoint's agent is its own process in the log: p1, p2...
+    let pid = u32::try_from(place.index + 1).unwrap_or(u32::MAX);
+    let shell = shell.with_dtls(dtls).with_log_pid(pid);
     let status = shell.status();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (app_requests, app_rx) = mpsc::unbounded_channel();

@@ -134,6 +134,8 @@ pub struct Shell<N: Net> {
     waiting_verdict: BTreeMap<u32, oneshot::Sender<FlowDecision>>,
     waiting_open: BTreeMap<u32, oneshot::Sender<Result<(), String>>>,
     clock: WallClock,
+    /// The process id the log lines carry (1 unless told).
+    pid: u32,
 }
 
 impl<N: Net> Shell<N> {
@@ -170,7 +172,15 @@ impl<N: Net> Shell<N> {
             next_flow: 0,
             waiting_verdict: BTreeMap::new(),
             waiting_open: BTreeMap::new(),
+            pid: 1,
         })
+    }
+
+    /// The process id the agent's log lines carry (`p<pid>`): several agents logging
+    /// into one log (a multi-endpoint world) are told apart by it. Default 1.
+    pub fn with_log_pid(mut self, pid: u32) -> Shell<N> {
+        self.pid = pid;
+        self
     }
 
     /// Enables DTLS tunnels (without it they fail at once): the settings carry the agent's
@@ -270,7 +280,7 @@ impl<N: Net> Shell<N> {
     fn carry_out(&mut self) {
         while let Some(action) = self.agent.poll_action() {
             match action {
-                Action::Log(line) => emit(&line),
+                Action::Log(line) => emit(&line, self.pid),
                 Action::QueryDoh {
                     op,
                     server_name,
@@ -466,18 +476,18 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Sends a log line to `tracing` under [`LOG_TARGET`], with its nsdebuglog level and
-/// component as fields.
-fn emit(line: &LogLine) {
+/// Sends a log line to `tracing` under [`LOG_TARGET`], with its nsdebuglog level,
+/// component and the agent's process id as fields.
+fn emit(line: &LogLine, pid: u32) {
     let level = line.level.number();
     let component = line.component;
     let text = line.text.as_str();
     match line.level {
         Level::Critical | Level::Error => {
-            tracing::error!(target: LOG_TARGET, level, component, "{text}")
+            tracing::error!(target: LOG_TARGET, level, component, pid, "{text}")
         }
-        Level::Warning => tracing::warn!(target: LOG_TARGET, level, component, "{text}"),
-        Level::Info => tracing::info!(target: LOG_TARGET, level, component, "{text}"),
-        Level::Debug => tracing::debug!(target: LOG_TARGET, level, component, "{text}"),
+        Level::Warning => tracing::warn!(target: LOG_TARGET, level, component, pid, "{text}"),
+        Level::Info => tracing::info!(target: LOG_TARGET, level, component, pid, "{text}"),
+        Level::Debug => tracing::debug!(target: LOG_TARGET, level, component, pid, "{text}"),
     }
 }
