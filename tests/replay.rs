@@ -208,7 +208,7 @@ fn not_a_capture_is_bad_input_and_a_truncated_one_is_replayed_with_a_warning() {
     let (code, _, stderr) = replay(&empty, &[]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("not a pcap or pcapng capture (first bytes )"),
+        stderr.contains("not a pcap or pcapng capture (the file is empty)"),
         "{stderr}"
     );
 }

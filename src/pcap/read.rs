@@ -78,12 +78,12 @@ pub enum CaptureError {
     },
     /// Not a pcap or pcapng file.
     #[error(
-        "{path}: not a pcap or pcapng capture (first bytes {magic}); save it from Wireshark as pcap or pcapng"
+        "{path}: not a pcap or pcapng capture ({magic}); save it from Wireshark as pcap or pcapng"
     )]
     NotACapture {
         /// The file.
         path: PathBuf,
-        /// The first bytes, in hex.
+        /// What it starts with: its first bytes in hex, or that it is empty.
         magic: String,
     },
     /// The file starts like a capture but its header is broken.
@@ -219,11 +219,16 @@ impl<R: Read> CaptureReader<R> {
         };
         let not = || CaptureError::NotACapture {
             path: path.to_path_buf(),
-            magic: head[..n.min(4)]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            magic: match n {
+                0 => "the file is empty".to_string(),
+                _ => {
+                    let hex: Vec<String> = head[..n.min(4)]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    format!("first bytes {}", hex.join(" "))
+                }
+            },
         };
         if n < 4 {
             return Err(not());

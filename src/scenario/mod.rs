@@ -281,10 +281,48 @@ fn from_toml(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
     if message.starts_with("unknown field `") {
         return unknown_key(path, text, span, message);
     }
+    // The key the value belongs to: the name just before the `=` that precedes it.
+    let key = text
+        .get(..span.start)
+        .and_then(|before| before.rsplit('\n').next())
+        .and_then(|line| line.trim_end().strip_suffix('='))
+        .map(str::trim_end)
+        .and_then(|line| {
+            let name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            line.rsplit(|c: char| !name(c)).next()
+        })
+        .filter(|key| !key.is_empty());
+    let example = |value: &str| match key {
+        Some(key) => format!(" (e.g. `{key} = {value}`)"),
+        None => String::new(),
+    };
     let help = if message.contains("expected a string") {
         Some("write the value in double quotes".to_owned())
     } else if message.contains("expected u16") {
         Some("write a port number from 1 to 65535".to_owned())
+    } else if [
+        "expected u32",
+        "expected u64",
+        "expected i64",
+        "expected usize",
+    ]
+    .iter()
+    .any(|t| message.contains(t))
+    {
+        Some(format!(
+            "write a whole number without quotes{}",
+            example("7")
+        ))
+    } else if message.contains("expected a boolean") {
+        Some(format!(
+            "write true or false without quotes{}",
+            example("true")
+        ))
+    } else if message.contains("expected a sequence") {
+        Some(format!(
+            "write a list in square brackets{}",
+            example("[\"a\", \"b\"]")
+        ))
     } else if message == "duplicate key" {
         Some("each key may appear once per table; remove one".to_owned())
     } else {
