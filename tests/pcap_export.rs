@@ -114,15 +114,25 @@ fn tshark_reads_the_exports_without_a_warning() {
     ] {
         let s = scenario::load_file(Path::new(file)).unwrap();
         let rec = Recorder::new(s.client.ip);
-        world::run_with(&s, None, Some(rec.clone())).unwrap();
+        let tap = steerlab::world::tap::HostTap::new();
+        let captures = world::Captures {
+            endpoint: Some(rec.clone()),
+            hosts: Some(tap.clone()),
+        };
+        world::run_capturing(&s, None, captures).unwrap();
         let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
         let dir = std::env::temp_dir().join(format!("steerlab-tshark-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let stem = file.replace('/', "_");
-        for (ext, bytes) in [
-            ("pcap", rec.to_pcap(epoch)),
-            ("pcapng", rec.to_pcapng(epoch)),
-        ] {
+        // The endpoint's capture in both formats, and every host's (--pcap-hosts).
+        let mut exports = vec![
+            ("pcap".to_string(), rec.to_pcap(epoch)),
+            ("pcapng".to_string(), rec.to_pcapng(epoch)),
+        ];
+        for (host, bytes) in tap.to_pcapng(epoch) {
+            exports.push((format!("{host}.pcapng"), bytes));
+        }
+        for (ext, bytes) in exports {
             let path = dir.join(format!("{stem}.{ext}"));
             std::fs::write(&path, bytes).unwrap();
             let out = Command::new("tshark")
@@ -308,4 +318,58 @@ fn pcapng_comments_name_the_host_and_the_decision() {
             .any(|c| c.starts_with("resolver ldns: app ") && c.contains(" looks up ")),
         "{comments:?}"
     );
+}
+
+/// `--pcap-hosts`: every host's capture, read off turmoil's links. The PoP's file shows
+/// the tunnel and the gateway's own connection to the origin of a tunneled flow; the
+/// origin's shows that connection coming from the PoP, never from the endpoint. Same
+/// seed, same files.
+#[test]
+fn every_host_gets_its_capture_from_the_network() {
+    use steerlab::world::tap::HostTap;
+    let file = "scenarios/steering/cloud-apps-managed-tunneled.toml";
+    let s = scenario::load_file(Path::new(file)).unwrap();
+    let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+    let run = || {
+        let tap = HostTap::new();
+        let captures = world::Captures {
+            endpoint: None,
+            hosts: Some(tap.clone()),
+        };
+        world::run_capturing(&s, None, captures).unwrap();
+        tap.to_pcapng(epoch)
+    };
+    let files = run();
+    assert_eq!(files, run(), "same seed, same host captures");
+    let dir = std::env::temp_dir().join(format!("steerlab-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut read = std::collections::BTreeMap::new();
+    for (label, bytes) in &files {
+        let path = dir.join(format!("{label}.pcapng"));
+        std::fs::write(&path, bytes).unwrap();
+        read.insert(label.clone(), read_capture(&path).unwrap().0);
+    }
+    let pop = &read["nyc1"];
+    let origin = &read["www.box.com"];
+    let box_ip = "107.152.27.197:443";
+    assert!(
+        pop.iter()
+            .any(|p| p.src.ip().to_string() == s.client.ip.to_string())
+    );
+    assert!(
+        pop.iter().any(|p| p.dst.to_string() == box_ip),
+        "the gateway dials the origin"
+    );
+    assert!(!origin.is_empty());
+    assert!(
+        origin
+            .iter()
+            .all(|p| p.src.ip().to_string() == "8.36.116.35"
+                || p.dst.ip().to_string() == "8.36.116.35"),
+        "the tunneled flow reaches the origin from the PoP only"
+    );
+    // The endpoint's network view holds its DNS and DoH, like its own capture.
+    let endpoint = &read["endpoint"];
+    assert!(endpoint.iter().any(|p| p.dst.to_string() == "8.8.8.8:443"));
+    assert!(endpoint.iter().any(|p| p.dst.port() == 53));
 }

@@ -30,6 +30,11 @@ pub struct RunArgs {
     /// per scenario, when several run).
     #[arg(long, value_name = "OUT")]
     pcap: Option<PathBuf>,
+    /// Write every host's traffic, as turmoil's network carried it, into this folder: one
+    /// `<host>.pcapng` per host (`nyc1.pcapng`, `doh.pcapng`...; a sub-folder per
+    /// scenario when several run).
+    #[arg(long, value_name = "DIR")]
+    pcap_hosts: Option<PathBuf>,
     /// Write a self-contained HTML report (sequence diagram, timeline, flows, log) here
     /// (a folder, one `<name>.html` per scenario, when several run).
     #[arg(long, value_name = "OUT")]
@@ -103,13 +108,29 @@ fn run_one(file: &Path, args: &RunArgs, several: bool, progress: &Progress) -> R
     progress.named(&scenario.name);
     let recorder =
         (args.pcap.is_some() || args.report.is_some()).then(|| Recorder::new(scenario.client.ip));
-    let report = match world::run_with(&scenario, args.seed, recorder.clone()) {
+    let tap = args.pcap_hosts.is_some().then(world::tap::HostTap::new);
+    let captures = world::Captures {
+        endpoint: recorder.clone(),
+        hosts: tap.clone(),
+    };
+    let report = match world::run_capturing(&scenario, args.seed, captures) {
         Ok(r) => r,
         Err(e) => {
             progress.quiet(|| eprintln!("error: {}: {e}", file.display()));
             return Result::BadInput;
         }
     };
+    if let (Some(dir), Some(tap)) = (&args.pcap_hosts, &tap)
+        && let Err(e) = write_host_captures(dir, &scenario, &report, tap, several)
+    {
+        progress.quiet(|| {
+            eprintln!(
+                "error: cannot write the host captures to {}: {e}",
+                dir.display()
+            )
+        });
+        return Result::BadInput;
+    }
     progress.quiet(|| finish_one(file, &scenario, &report, recorder.as_ref(), args, several))
 }
 
@@ -306,6 +327,38 @@ fn write_out(
     } else {
         std::fs::write(out, bytes)
     }
+}
+
+/// One `<host>.pcapng` per host into `dir` (into `dir/<scenario>/` when several run).
+fn write_host_captures(
+    dir: &Path,
+    scenario: &Scenario,
+    report: &RunReport,
+    tap: &world::tap::HostTap,
+    several: bool,
+) -> std::io::Result<()> {
+    let dir = if several {
+        let stem = report.path.file_stem().unwrap_or_default();
+        dir.join(stem)
+    } else {
+        dir.to_path_buf()
+    };
+    std::fs::create_dir_all(&dir)?;
+    let epoch = Duration::from_millis(u64::try_from(scenario.clock_unix_ms).unwrap_or(0));
+    for (label, bytes) in tap.to_pcapng(epoch) {
+        let name: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.pcapng")), bytes)?;
+    }
+    Ok(())
 }
 
 /// Scenarios under a `negative` folder must make a checker fire.

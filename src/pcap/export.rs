@@ -98,6 +98,11 @@ impl Recorder {
         })))
     }
 
+    /// Whether `other` is this recorder (a clone shares it).
+    pub fn same_as(&self, other: &Recorder) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Names the simulated hosts (by address) for the pcapng comments.
     pub fn name_hosts(&self, hosts: BTreeMap<std::net::Ipv4Addr, String>) {
         self.with(|i| i.hosts = hosts);

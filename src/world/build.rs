@@ -74,6 +74,28 @@ pub fn run_with(
     seed: Option<u64>,
     capture_into: Option<Recorder>,
 ) -> Result<RunReport, WorldError> {
+    let captures = Captures {
+        endpoint: capture_into,
+        hosts: None,
+    };
+    run_capturing(scenario, seed, captures)
+}
+
+/// The captures a run can record.
+#[derive(Debug, Clone, Default)]
+pub struct Captures {
+    /// The endpoint's traffic, from its sockets (see [`crate::pcap::export`]).
+    pub endpoint: Option<Recorder>,
+    /// Every host's traffic, from turmoil's links (see [`super::tap`]).
+    pub hosts: Option<super::tap::HostTap>,
+}
+
+/// Like [`run`], recording into `captures`.
+pub fn run_capturing(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    captures: Captures,
+) -> Result<RunReport, WorldError> {
     let seed = seed.unwrap_or(scenario.seed);
     #[allow(
         clippy::disallowed_methods,
@@ -90,7 +112,7 @@ pub fn run_with(
             clock.now_unix_ms()
         }));
     let (outcome, timeline, flows) = tracing::subscriber::with_default(subscriber, || {
-        drive(scenario, &plan, seed, clock, capture_into)
+        drive(scenario, &plan, seed, clock, captures)
     })?;
     Ok(RunReport {
         name: scenario.name.clone(),
@@ -455,8 +477,12 @@ fn drive(
     plan: &Plan,
     seed: u64,
     clock: WorldClock,
-    recorder: Option<Recorder>,
+    captures: Captures,
 ) -> Result<Drive, WorldError> {
+    let Captures {
+        endpoint: recorder,
+        hosts: tap,
+    } = captures;
     let epoch =
         std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(s.clock_unix_ms).unwrap_or(0));
     let mut sim = turmoil::Builder::new()
@@ -719,6 +745,14 @@ fn drive(
     if let Some(recorder) = &recorder {
         recorder.name_hosts(capture_names(&plan.registry));
     }
+    if let Some(tap) = &tap {
+        let hosts: Vec<(Ipv4Addr, String)> = plan
+            .registry
+            .iter()
+            .map(|(ip, h)| (*ip, h.label.clone()))
+            .collect();
+        tap.name_hosts(&hosts, &capture_names(&plan.registry));
+    }
     for (index, ip) in plan.endpoints.iter().enumerate() {
         let place = EndpointPlace {
             index,
@@ -870,6 +904,9 @@ fn drive(
         }
         sim.step()
             .map_err(|e| WorldError::Simulation(e.to_string()))?;
+        if let Some(tap) = &tap {
+            tap.observe(&sim, sim.elapsed());
+        }
     }
     if let Some(state) = &tenant_state {
         for line in super::tenant::device_lines(state) {

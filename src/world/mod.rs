@@ -11,6 +11,7 @@
 //! - [`pki`]: the world's CAs and certificates.
 //! - [`serve`]: serving routers, the resolver and gateways on turmoil hosts.
 //! - [`build`]: turning a scenario into hosts and zones.
+//! - [`tap`]: the capture at every host, read off turmoil's links between steps.
 
 pub mod apps;
 pub mod build;
@@ -23,13 +24,14 @@ pub mod portal;
 pub mod proxy;
 pub mod registry;
 pub mod serve;
+pub mod tap;
 pub mod tenant;
 pub mod timeline;
 pub mod udp;
 
 use std::time::Duration;
 
-pub use build::{WorldError, run, run_with, steering as agent_steering};
+pub use build::{Captures, WorldError, run, run_capturing, run_with, steering as agent_steering};
 
 /// How far simulated time moves per step. Messages are delivered on ticks, so latencies
 /// are multiples of this.
