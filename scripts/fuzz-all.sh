@@ -24,6 +24,8 @@ fi
 export RUSTC_BOOTSTRAP=1
 echo "building ${#targets[@]} targets (release, no sanitizer) ..." >&2
 cargo fuzz build --sanitizer none >&2
+# Run the binaries built above, so that editing the project meanwhile does not rebuild.
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 mkdir -p work
 summary=work/summary.txt
@@ -34,7 +36,7 @@ for t in "${targets[@]}"; do
   log="work/$t.log"
   echo "fuzzing $t for ${seconds}s (log: fuzz/$log) ..." >&2
   status=0
-  cargo fuzz run --sanitizer none "$t" "work/$t" "corpus/$t" -- \
+  "$bin/$t" "work/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" \
     -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
