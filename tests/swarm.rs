@@ -831,7 +831,19 @@ fn tenant_ca_only(s: &Scenario, r: &RunReport) -> Result<(), Failure> {
     Stats::add(4, usize::from(!bad.is_empty()));
     Stats::add(5, usize::from(inspected));
     let mut last_ip: Option<Ipv4Addr> = None;
+    // Through an explicit proxy the agent sends CONNECT NAME and the proxy resolves NAME
+    // itself (the gateway name to the PoP nearest the site): that is the server reached,
+    // whatever the agent resolved.
+    let proxy_resolves = steerlab::world::proxy_resolution(s);
+    let mut proxied: Option<Ipv4Addr> = None;
     for line in &r.log {
+        if line.contains(" Connecting to ") {
+            proxied = line
+                .split_once(" through proxy ")
+                .and_then(|(head, _)| head.rsplit(' ').next())
+                .and_then(|target| target.rsplit_once(':'))
+                .and_then(|(name, _)| proxy_resolves.get(&name.to_ascii_lowercase()).copied());
+        }
         if let Some(rest) = line
             .split(" resolved to ")
             .nth(1)
@@ -847,6 +859,7 @@ fn tenant_ca_only(s: &Scenario, r: &RunReport) -> Result<(), Failure> {
             .split_once("gslbgw server: ")
             .and_then(|(_, rest)| rest.split_once('(')?.1.split_once(')'))
             .and_then(|(ip, _)| ip.parse().ok())
+            .or(proxied)
             .or(last_ip);
         if let Some(what) = ip.and_then(|ip| bad.get(&ip)) {
             return Err(fail(

@@ -936,10 +936,20 @@ fn drive(
         gateway: status.gateway.map(|(_, addr, role)| match (role, addr) {
             (AgentRole::Backup, _) => "backup".to_string(),
             (AgentRole::Primary, SocketAddr::V4(v4)) => {
-                match plan.registry.at(*v4.ip()).map(|h| &h.role) {
+                // Through a proxy, the tunnel lands where the proxy resolved the name.
+                let landed = status
+                    .via_proxy
+                    .as_ref()
+                    .and_then(|(name, _)| {
+                        proxy_names(s, plan)
+                            .get(&name.to_ascii_lowercase())
+                            .copied()
+                    })
+                    .unwrap_or(*v4.ip());
+                match plan.registry.at(landed).map(|h| &h.role) {
                     Some(Role::Pop(name)) => name.clone(),
                     Some(Role::Backup) => "backup".to_string(),
-                    _ => v4.ip().to_string(),
+                    _ => landed.to_string(),
                 }
             }
             (AgentRole::Primary, SocketAddr::V6(v6)) => v6.ip().to_string(),
@@ -1274,6 +1284,15 @@ fn app_proxy(
     let env = super::pac::app_env(&proxy_names(s, plan), s.client.ip, clock.now_unix_ms());
     let (proxy, why) = super::pac::app_route(&super::pac::script(s), host, port, &env);
     (proxy, Some(why))
+}
+
+/// Where the site's proxy sends a CONNECT to each name of the world `s` builds (see
+/// `proxy_names`): the gateway name goes to the PoP nearest the site, whatever the agent
+/// resolved. For checks outside the world (the swarm's).
+pub fn proxy_resolution(s: &Scenario) -> BTreeMap<String, Ipv4Addr> {
+    Plan::new(s)
+        .map(|plan| proxy_names(s, &plan))
+        .unwrap_or_default()
 }
 
 /// What the site's proxy can resolve: every world name, with the gateway name answered

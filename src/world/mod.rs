@@ -31,7 +31,10 @@ pub mod udp;
 
 use std::time::Duration;
 
-pub use build::{Captures, WorldError, run, run_capturing, run_with, steering as agent_steering};
+pub use build::{
+    Captures, WorldError, proxy_resolution, run, run_capturing, run_with,
+    steering as agent_steering,
+};
 
 /// How far simulated time moves per step. Messages are delivered on ticks, so latencies
 /// are multiples of this.

@@ -109,6 +109,10 @@ pub struct Status {
     pub gateway: Option<(TunnelProto, SocketAddr, Role)>,
     /// How the gateway of the current (or last) tunnel was resolved.
     pub resolved_by: Option<Method>,
+    /// While connected through an HTTP proxy: the name the agent asked the proxy to
+    /// CONNECT to, and the proxy. The proxy resolves that name itself, so the PoP it
+    /// reaches may not be the address in `gateway` (which is the agent's own answer).
+    pub via_proxy: Option<(String, SocketAddr)>,
 }
 
 /// The agent's state machine.
@@ -234,14 +238,18 @@ impl Agent {
     }
     /// What the agent reports about itself.
     pub fn status(&self) -> Status {
-        let gateway = match &self.phase {
-            Phase::Connected { target, .. } => Some((self.proto, target.addr, target.role)),
-            _ => None,
+        let (gateway, via_proxy) = match &self.phase {
+            Phase::Connected { target, .. } => (
+                Some((self.proto, target.addr, target.role)),
+                target.proxy.map(|proxy| (target.name.clone(), proxy)),
+            ),
+            _ => (None, None),
         };
         Status {
             tunnel: self.status,
             gateway,
             resolved_by: self.resolved_by,
+            via_proxy,
         }
     }
     /// Start the agent.
