@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use agent::core::{Config, Method, Region as AgentRegion, Role, Status, TunnelProto, TunnelStatus};
+use agent::core::{Config, Method, Role, Status, TunnelProto, TunnelStatus};
 use agent::shell::{DtlsIdentity, DtlsSettings, Shell, ShellConfig, WallClock};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,7 +15,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use super::info::ServeInfo;
 use super::net::LoopbackNet;
 use crate::logs::{Capture, CaptureLayer};
-use crate::scenario::{self, ProxyDiscovery, Region, Scenario};
+use crate::scenario::{self, ProxyDiscovery, Scenario};
 
 /// Why the agent could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +42,7 @@ pub fn config(s: &Scenario, info: &ServeInfo) -> Config {
     let translate = |ip| info.translate(ip).unwrap_or(ip);
     Config {
         tenant: s.tenant.name.clone(),
-        region: match s.tenant.region {
-            Region::Global => AgentRegion::Global,
-            Region::Eu => AgentRegion::Eu,
-            Region::De => AgentRegion::De,
-            Region::Au => AgentRegion::Au,
-        },
+        region: crate::world::build::agent_region(s.tenant.region),
         version: s.client.version.text.clone(),
         client_ip: s.client.ip,
         doh_name: info.doh.name.clone(),

@@ -186,27 +186,21 @@ impl Source<'_> {
         c.user = self.opt(&raw.user, |u| {
             text_value(u, "user", "e.g. \"bob@acme.com\"")
         })?;
-        if let Some(n) = raw.endpoints {
+        for (key, raw, field) in [
+            ("endpoints", raw.endpoints, &mut c.endpoints),
+            (
+                "endpoints_per_host",
+                raw.endpoints_per_host,
+                &mut c.endpoints_per_host,
+            ),
+        ] {
+            let Some(n) = raw else { continue };
             if !(1..=MAX_ENDPOINTS).contains(n.get_ref()) {
                 let help = format!("write a number from 1 to {MAX_ENDPOINTS}");
-                return Err(self.err(
-                    n.span(),
-                    format!("endpoints = {} is out of range", n.get_ref()),
-                    help,
-                ));
+                let message = format!("{key} = {} is out of range", n.get_ref());
+                return Err(self.err(n.span(), message, help));
             }
-            c.endpoints = n.into_inner();
-        }
-        if let Some(n) = raw.endpoints_per_host {
-            if !(1..=MAX_ENDPOINTS).contains(n.get_ref()) {
-                let help = format!("write a number from 1 to {MAX_ENDPOINTS}");
-                return Err(self.err(
-                    n.span(),
-                    format!("endpoints_per_host = {} is out of range", n.get_ref()),
-                    help,
-                ));
-            }
-            c.endpoints_per_host = n.into_inner();
+            *field = n.into_inner();
         }
         Ok(c)
     }

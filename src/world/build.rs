@@ -398,6 +398,16 @@ pub(crate) fn nearest_pop(s: &Scenario, location: &str) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
+/// The agent's word for the tenant's region (the world and real mode both configure it).
+pub(crate) fn agent_region(region: Region) -> AgentRegion {
+    match region {
+        Region::Global => AgentRegion::Global,
+        Region::Eu => AgentRegion::Eu,
+        Region::De => AgentRegion::De,
+        Region::Au => AgentRegion::Au,
+    }
+}
+
 pub(crate) fn domain(region: Region) -> &'static str {
     match region {
         Region::Global => "goskope.com",
@@ -1151,12 +1161,7 @@ fn build_endpoint(
     let app_net = net.clone();
     let config = Config {
         tenant: s.tenant.name.clone(),
-        region: match s.tenant.region {
-            Region::Global => AgentRegion::Global,
-            Region::Eu => AgentRegion::Eu,
-            Region::De => AgentRegion::De,
-            Region::Au => AgentRegion::Au,
-        },
+        region: agent_region(s.tenant.region),
         version: s.client.version.text.clone(),
         client_ip: place.ip,
         doh_name: s.dns.doh.clone(),

@@ -10,9 +10,28 @@ pub fn mix(seed: u64, n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Fills `buf` with the bytes of draw `n` from `seed`: word i is `mix(mix(seed, n), i)`,
+/// big-endian, the last one cut to fit. The seeded providers' randomness and ephemeral
+/// secrets all come from here.
+pub fn fill(seed: u64, n: u64, buf: &mut [u8]) {
+    let base = mix(seed, n);
+    for (i, chunk) in buf.chunks_mut(8).enumerate() {
+        let word = mix(base, i as u64).to_be_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::mix;
+    use super::{fill, mix};
+
+    #[test]
+    fn fills_whole_and_partial_words() {
+        let mut a = [0u8; 11];
+        fill(3, 4, &mut a);
+        assert_eq!(a[..8], mix(mix(3, 4), 0).to_be_bytes());
+        assert_eq!(a[8..], mix(mix(3, 4), 1).to_be_bytes()[..3]);
+    }
 
     #[test]
     fn mixes_apart() {

@@ -13,7 +13,7 @@ use dimpl::CryptoError;
 use dimpl::crypto::{ActiveKeyExchange, Buf, CryptoProvider, NamedGroup, SupportedKxGroup};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use crate::shell::seed::mix;
+use crate::shell::seed::fill;
 
 /// dimpl's RustCrypto provider with [`NamedGroup::X25519`] as its only key exchange, its
 /// ephemeral secrets derived from `seed`.
@@ -45,9 +45,7 @@ impl SupportedKxGroup for SeededX25519 {
     fn start_exchange(&self, mut buf: Buf) -> Result<Box<dyn ActiveKeyExchange>, CryptoError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut secret = [0u8; 32];
-        for (i, chunk) in secret.chunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&mix(mix(self.seed, n), i as u64).to_be_bytes());
-        }
+        fill(self.seed, n, &mut secret);
         let secret = StaticSecret::from(secret);
         buf.clear();
         buf.extend_from_slice(PublicKey::from(&secret).as_bytes());

@@ -8,7 +8,6 @@
 //! Only X25519 is offered, so both ends of a connection must use such a provider (or any
 //! peer that accepts X25519, which every TLS 1.3 implementation does).
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls::crypto::{
@@ -18,7 +17,7 @@ use rustls::crypto::{
 use rustls::{Error, NamedGroup, PeerMisbehaved};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use crate::shell::seed::mix;
+use crate::shell::seed::{fill, mix};
 
 /// Keeps the random bytes and the key-exchange secrets apart when both come from one
 /// seed.
@@ -47,48 +46,31 @@ fn static_groups(mut provider: CryptoProvider, seed: u64) -> CryptoProvider {
 }
 
 /// Bytes from splitmix64 over (seed, counter).
+#[derive(Debug)]
 struct SeededRandom {
     seed: u64,
     next: AtomicU64,
 }
 
-impl fmt::Debug for SeededRandom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SeededRandom").finish_non_exhaustive()
-    }
-}
-
 impl SecureRandom for SeededRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
-        let call = self.next.fetch_add(1, Ordering::Relaxed);
-        let base = mix(self.seed, call);
-        for (i, chunk) in buf.chunks_mut(8).enumerate() {
-            let word = mix(base, i as u64).to_be_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
+        fill(self.seed, self.next.fetch_add(1, Ordering::Relaxed), buf);
         Ok(())
     }
 }
 
 /// X25519 whose ephemeral secrets come from (seed, counter).
+#[derive(Debug)]
 struct SeededX25519 {
     seed: u64,
     next: AtomicU64,
-}
-
-impl fmt::Debug for SeededX25519 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SeededX25519").finish_non_exhaustive()
-    }
 }
 
 impl SupportedKxGroup for SeededX25519 {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut secret = [0u8; 32];
-        for (i, chunk) in secret.chunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&mix(mix(self.seed, n), i as u64).to_be_bytes());
-        }
+        fill(self.seed, n, &mut secret);
         let secret = StaticSecret::from(secret);
         let public = PublicKey::from(&secret);
         Ok(Box::new(Exchange { secret, public }))
