@@ -103,3 +103,55 @@ fn log_option_writes_the_agent_log() {
         " stAgentSvc p1 t1 4 dnsResolver Hostname gateway-acme.goskope.com resolved by EDNS"
     ));
 }
+
+#[test]
+fn completions_come_from_the_clap_definition() {
+    let out = steerlab(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    let bash = String::from_utf8_lossy(&out.stdout);
+    assert!(bash.contains("complete -F _steerlab"), "{bash}");
+    for word in ["run", "replay", "serve", "--pcap", "--pcap-hosts", "--seed"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    for (shell, marker) in [
+        ("zsh", "#compdef steerlab"),
+        ("fish", "complete -c steerlab"),
+    ] {
+        let out = steerlab(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("pcap-hosts"), "{shell} lacks run's options");
+    }
+    let out = steerlab(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
+}
+
+#[test]
+fn the_man_page_names_the_subcommands() {
+    let out = steerlab(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH steerlab 1"), "{page}");
+    for sub in [
+        "run",
+        "replay",
+        "log",
+        "shell",
+        "serve",
+        "agent",
+        "completions",
+    ] {
+        assert!(
+            page.contains(&format!("steerlab\\-{sub}(1)")),
+            "man page lacks {sub}: {page}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("steerlab-man-{}", std::process::id()));
+    let out = steerlab(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let run = std::fs::read_to_string(dir.join("steerlab-run.1")).expect("steerlab-run.1");
+    assert!(run.contains("\\-\\-pcap"), "{run}");
+    assert!(dir.join("steerlab-log-compare.1").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 //! Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input.
 
 mod agent;
+mod completions;
 mod log;
 mod replay;
 mod run;
@@ -39,6 +40,10 @@ enum Commands {
     Serve(serve::ServeArgs),
     /// Run the real agent against `steerlab serve` (its serve.json), printing its log.
     Agent(agent::AgentArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --dir.
+    Man(completions::ManArgs),
 }
 
 /// Parses the command line and runs it.
@@ -61,5 +66,7 @@ pub fn main() -> ExitCode {
         Commands::Shell(args) => shell::shell(&args),
         Commands::Serve(args) => serve::serve(&args),
         Commands::Agent(args) => agent::agent(&args),
+        Commands::Completions(args) => completions::completions(&args),
+        Commands::Man(args) => completions::man(&args),
     }
 }
