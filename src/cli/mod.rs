@@ -8,6 +8,7 @@ mod completions;
 mod log;
 mod replay;
 mod run;
+mod schema;
 mod serve;
 mod shell;
 
@@ -44,6 +45,8 @@ enum Commands {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir.
     Man(completions::ManArgs),
+    /// Print the JSON Schema of the scenario file (the one in scenario.schema.json).
+    Schema,
 }
 
 /// Parses the command line and runs it.
@@ -68,5 +71,6 @@ pub fn main() -> ExitCode {
         Commands::Agent(args) => agent::agent(&args),
         Commands::Completions(args) => completions::completions(&args),
         Commands::Man(args) => completions::man(&args),
+        Commands::Schema => schema::schema(),
     }
 }

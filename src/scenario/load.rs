@@ -35,7 +35,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Scenario, LoadError> {
 /// named like these.
 const SERVICE_HOSTS: [&str; 7] = ["backup", "doh", "ldns", "gslb", "proxy", "pac", "tenant"];
 /// `do` words and the keys each takes besides `at` and `do`.
-const EVENT_KEYS: [(&str, &[&str]); 9] = [
+pub(super) const EVENT_KEYS: [(&str, &[&str]); 9] = [
     ("start", &[]),
     ("stop", &[]),
     (
@@ -50,7 +50,7 @@ const EVENT_KEYS: [(&str, &[&str]); 9] = [
     ("admin", &["action", "user", "group", "mode"]),
 ];
 /// The most endpoints one world runs.
-const MAX_ENDPOINTS: u32 = 5_000;
+pub(super) const MAX_ENDPOINTS: u32 = 5_000;
 
 /// What the scenario has that some events need.
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,7 @@
 //!   defaults of absent keys.
 //! - `load`: [`load_file`] / [`load_str`], raw to model, every semantic check.
 //! - `duration`, `clock`, `rule`: the small value grammars.
+//! - `schema`: the JSON Schema of the file, generated from `raw` (`steerlab schema`).
 //!
 //! The contract is `docs/scenario-format.md`; every key is in `docs/scenario-reference.md`.
 
@@ -16,6 +17,7 @@ mod load;
 mod model;
 mod raw;
 mod rule;
+mod schema;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ pub use clock::{format_clock, parse_clock};
 pub use duration::{format_duration, parse_duration};
 pub use load::{load_file, load_str};
 pub use model::*;
+pub use schema::schema_json;
 
 /// A scenario file that cannot be used, and where: rendered like a rustc diagnostic.
 ///
