@@ -28,7 +28,19 @@ fn doh_partitioned_far_pop_is_the_same_story_on_loopback() {
 
 #[test]
 fn doh_happy_path_is_the_same_story_on_loopback() {
-    parity("scenarios/pop-selection/doh-happy-path.toml", "127.0.3.10");
+    let keys = parity("scenarios/pop-selection/doh-happy-path.toml", "127.0.3.10");
+    // `--keylog`: the agent and the servers each wrote the secrets of their TLS sessions,
+    // and a DoH session's secrets are the same seen from both ends.
+    let (serve, agent) = keys;
+    assert!(
+        agent.contains("CLIENT_TRAFFIC_SECRET_0 "),
+        "agent key log: {agent}"
+    );
+    let agent_lines: std::collections::BTreeSet<&str> = agent.lines().collect();
+    assert!(
+        serve.lines().any(|l| agent_lines.contains(l)),
+        "no session in both key logs:\n--- serve\n{serve}\n--- agent\n{agent}"
+    );
 }
 
 #[test]
@@ -46,7 +58,9 @@ impl Drop for Reaped {
     }
 }
 
-fn parity(scenario: &str, base: &str) {
+/// Runs the parity check; returns the key logs (`--keylog`) that serve and the agent
+/// wrote.
+fn parity(scenario: &str, base: &str) -> (String, String) {
     let s = steerlab::scenario::load_file(Path::new(scenario)).expect("scenario loads");
     let sim = steerlab::world::run(&s, None).expect("simulation runs").log;
     assert!(!sim.is_empty());
@@ -56,10 +70,14 @@ fn parity(scenario: &str, base: &str) {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let out = std::env::temp_dir().join(format!("steerlab-parity-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("a temporary folder");
+    let (serve_keys, agent_keys) = (out.join("serve-keys.log"), out.join("agent-keys.log"));
     let _serve = Reaped(
         Command::new(env!("CARGO_BIN_EXE_steerlab"))
             .args(["serve", scenario, "--base", base, "--stop-on-eof", "--dir"])
             .arg(&out)
+            .arg("--keylog")
+            .arg(&serve_keys)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -77,6 +95,8 @@ fn parity(scenario: &str, base: &str) {
         Command::new(env!("CARGO_BIN_EXE_steerlab"))
             .args(["agent", "--for", "40s", "--connect"])
             .arg(&info)
+            .arg("--keylog")
+            .arg(&agent_keys)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -119,6 +139,8 @@ fn parity(scenario: &str, base: &str) {
     let left = parse_log(&sim.join("\n")).expect("a log");
     let right = parse_log(&real.join("\n")).expect("a log");
     assert_eq!(first_divergence(&left, &right), None);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    (read(&serve_keys), read(&agent_keys))
 }
 
 /// The line without its timestamp, with every IPv4 address and port replaced.

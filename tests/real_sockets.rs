@@ -100,6 +100,7 @@ fn agent_resolves_by_doh_and_tunnels_over_loopback() -> Result<(), Box<dyn std::
                 tenant_roots: vec![pki.tenant_root()],
                 clock: WallClock::system(),
                 tls_seed: None,
+                key_log: None,
             },
         )?;
         let mut status = shell.status();

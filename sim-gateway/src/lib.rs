@@ -128,6 +128,18 @@ impl<D: Dialer> Gateway<D> {
         })
     }
 
+    /// Logs the TLS session secrets of every tunnel to `key_log` (SSLKEYLOGFILE lines),
+    /// so that a capture of the tunnel can be decrypted; `None` logs nothing.
+    pub fn with_key_log(mut self, key_log: Option<Arc<dyn rustls::KeyLog>>) -> Gateway<D> {
+        let Some(key_log) = key_log else {
+            return self;
+        };
+        let mut config = ServerConfig::clone(self.acceptor.config());
+        config.key_log = key_log;
+        self.acceptor = TlsAcceptor::from(Arc::new(config));
+        self
+    }
+
     /// Enforces `policy` on every flow opened through this gateway.
     pub fn with_policy(mut self, policy: Policy) -> Gateway<D> {
         self.policy = Arc::new(policy);

@@ -22,6 +22,10 @@ pub struct AgentArgs {
     /// Stop after this long (e.g. 30s, 2m) [default: run until Ctrl-C].
     #[arg(long = "for", value_name = "DURATION", value_parser = scenario::parse_duration)]
     run_for: Option<Duration>,
+    /// Append the TLS session secrets (tunnel, DoH, GSLB, tenant) to FILE in the
+    /// SSLKEYLOGFILE form, for Wireshark to decrypt a capture of the agent.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
 }
 
 pub fn agent(args: &AgentArgs) -> ExitCode {
@@ -46,6 +50,10 @@ pub fn agent(args: &AgentArgs) -> ExitCode {
             scenario.name
         );
     }
+    let key_log = match super::serve::open_key_log(args.keylog.as_deref()) {
+        Ok(key_log) => key_log,
+        Err(code) => return code,
+    };
     let capture = Capture::default();
     let print = |line: &str| {
         let mut out = std::io::stdout().lock();
@@ -70,7 +78,7 @@ pub fn agent(args: &AgentArgs) -> ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
-        let shell = match real_agent::shell(&scenario, &info) {
+        let shell = match real_agent::shell(&scenario, &info, key_log) {
             Ok(shell) => shell,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -27,6 +28,27 @@ pub struct ServeArgs {
     /// Also stop when standard input reaches its end (for scripts holding a pipe).
     #[arg(long)]
     stop_on_eof: bool,
+    /// Append every server's TLS session secrets to FILE in the SSLKEYLOGFILE form, for
+    /// Wireshark to decrypt a capture of the loopback traffic.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
+}
+
+/// The `--keylog FILE` writer, or the exit code of an error already printed.
+pub(super) fn open_key_log(
+    path: Option<&Path>,
+) -> Result<Option<Arc<dyn rustls::KeyLog>>, ExitCode> {
+    let Some(path) = path else { return Ok(None) };
+    match agent::shell::KeyLogFile::create(path) {
+        Ok(file) => Ok(Some(Arc::new(file))),
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the key log {}: {e}; pass a writable file to --keylog",
+                path.display()
+            );
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 pub fn serve(args: &ServeArgs) -> ExitCode {
@@ -57,9 +79,14 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let key_log = match open_key_log(args.keylog.as_deref()) {
+        Ok(key_log) => key_log,
+        Err(code) => return code,
+    };
     let options = ServeOptions {
         dir: args.dir.clone(),
         base: args.base,
+        key_log,
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {

@@ -9,6 +9,12 @@
 //! numbers start at a fixed value per connection, and the world's TLS draws its randomness
 //! from the seed, so the same seed gives the same file byte for byte.
 //!
+//! A pcapng export also carries the TLS session secrets of the run (every TLS end of the
+//! world logs them into the recorder's [`Recorder::key_log`]) in a Decryption Secrets
+//! Block before the first packet, so Wireshark decrypts the tunnel, DoH and the rest
+//! with no setup. The secrets come from the seeded TLS randomness: same seed, same
+//! secrets.
+//!
 //! In pcapng, every packet carries a comment naming the simulated host at the far end and
 //! whose traffic it is: the agent's own (never steered), or an app flow with the agent's
 //! verdict and reason (`www.box.com: app chrome.exe www.box.com:443 direct (...)`).
@@ -18,6 +24,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agent::shell::KeyLogLines;
 use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
@@ -79,6 +86,8 @@ struct Inner {
     conns: BTreeMap<(SocketAddrV4, SocketAddrV4), (Seqs, Note)>,
     /// Names of the simulated hosts, by address, for the comments.
     hosts: BTreeMap<std::net::Ipv4Addr, String>,
+    /// The run's TLS session secrets.
+    keys: Arc<KeyLogLines>,
 }
 
 /// What the comment says of traffic with no note.
@@ -95,7 +104,22 @@ impl Recorder {
             frames: Vec::new(),
             conns: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            keys: Arc::new(KeyLogLines::new()),
         })))
+    }
+
+    /// Where the run's TLS ends log their session secrets, for the pcapng export.
+    pub fn key_log(&self) -> Arc<dyn rustls::KeyLog> {
+        match self.0.lock() {
+            Ok(i) => i.keys.clone(),
+            // A poisoned recorder records nothing more; its secrets would be of no use.
+            Err(_) => Arc::new(KeyLogLines::new()),
+        }
+    }
+
+    /// The TLS session secrets logged so far, as SSLKEYLOGFILE text.
+    pub fn key_log_text(&self) -> String {
+        self.0.lock().map(|i| i.keys.text()).unwrap_or_default()
     }
 
     /// Whether `other` is this recorder (a clone shares it).
@@ -239,7 +263,8 @@ impl Recorder {
     }
 
     /// The capture as a pcapng file (one Ethernet interface, nanosecond timestamps
-    /// declared with `if_tsresol`), timestamps `epoch` + offset.
+    /// declared with `if_tsresol`, the TLS secrets before the first packet), timestamps
+    /// `epoch` + offset.
     pub fn to_pcapng(&self, epoch: Duration) -> Vec<u8> {
         use pcap_file::pcapng::PcapNgWriter;
         use pcap_file::pcapng::blocks::enhanced_packet::{
@@ -263,6 +288,13 @@ impl Recorder {
         };
         if writer.write_pcapng_block(interface).is_err() {
             return Vec::new();
+        }
+        let keys = self.key_log_text();
+        if !keys.is_empty() {
+            let block = super::secrets::tls_key_log_block(&keys, writer.section().endianness);
+            if writer.write_pcapng_block(block).is_err() {
+                return Vec::new();
+            }
         }
         for (at, frame, note) in frames {
             let bytes = build(&frame, client);

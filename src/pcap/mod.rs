@@ -12,12 +12,14 @@
 //! - [`warn`]: warnings about a capture, grouped, each naming a packet.
 //! - [`synth`]: a deterministic mixed capture of any size, for the benchmark.
 //! - [`export`]: a simulated run as a capture.
+//! - [`secrets`]: the pcapng Decryption Secrets Block (TLS keys inside the capture).
 
 pub mod control;
 pub mod decode;
 pub mod export;
 pub mod read;
 pub mod replay;
+pub mod secrets;
 pub mod sniff;
 pub mod synth;
 pub mod tcp;

@@ -3,7 +3,7 @@
 //! sockets; its log through the same nsdebuglog formatter as the simulation.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use agent::core::{Config, Method, Role, Status, TunnelProto, TunnelStatus};
 use agent::shell::{DtlsIdentity, DtlsSettings, Shell, ShellConfig, WallClock};
@@ -95,8 +95,12 @@ pub fn config(s: &Scenario, info: &ServeInfo) -> Config {
 }
 
 /// The shell on loopback sockets and the system clock, trusting the served CAs, with
-/// the endpoint's DTLS identity.
-pub fn shell(s: &Scenario, info: &ServeInfo) -> Result<Shell<LoopbackNet>, AgentError> {
+/// the endpoint's DTLS identity; its TLS session secrets go to `key_log` if given.
+pub fn shell(
+    s: &Scenario,
+    info: &ServeInfo,
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
+) -> Result<Shell<LoopbackNet>, AgentError> {
     let public = read_cert(&info.ca.public)?;
     let tenant = read_cert(&info.ca.tenant)?;
     let identity_cert = read_cert(&info.endpoint.cert)?;
@@ -113,6 +117,7 @@ pub fn shell(s: &Scenario, info: &ServeInfo) -> Result<Shell<LoopbackNet>, Agent
             tenant_roots: vec![tenant.clone()],
             clock: WallClock::system(),
             tls_seed: None,
+            key_log,
         },
     )?;
     let dtls = DtlsSettings::new(

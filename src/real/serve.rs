@@ -26,6 +26,8 @@ pub struct ServeOptions {
     pub dir: PathBuf,
     /// The first loopback address to use.
     pub base: Ipv4Addr,
+    /// Where every server logs its TLS session secrets (`--keylog`), if anywhere.
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 /// Why serving could not start.
@@ -89,6 +91,9 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let mut pki = Pki::new(s.seed, now_ms)?;
+    if let Some(key_log) = &options.key_log {
+        pki.log_keys_to(key_log.clone());
+    }
     let clock: Arc<dyn rustls::time_provider::TimeProvider> =
         Arc::new(rustls::time_provider::DefaultTimeProvider);
     let mut silent: Vec<Silent> = Vec::new();
@@ -269,7 +274,8 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
             dialer.clone(),
         )?
         .with_dtls(&dtls_leaf.chain[0], &dtls_leaf.key, None)?
-        .with_policy(policy.clone());
+        .with_policy(policy.clone())
+        .with_key_log(pki.key_log());
         let dtls_gw = gw.clone();
         tokio::task::spawn_local(async move { dtls_gw.serve_dtls(udp).await });
         tokio::task::spawn_local(world_serve::serve_gateway(tcp.listener, gw));

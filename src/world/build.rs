@@ -507,6 +507,9 @@ fn drive(
         .udp_capacity(64 * plan.endpoints.len())
         .build();
     let mut pki = Pki::new(seed, s.clock_unix_ms)?;
+    if let Some(recorder) = &recorder {
+        pki.log_keys_to(recorder.key_log());
+    }
 
     // DNS over HTTPS.
     let (by, expired) = authority(s.dns.doh_cert, Authority::Public);
@@ -617,7 +620,7 @@ fn drive(
             Arc::new(provider),
         )
         .and_then(|gw| gw.with_dtls(&dtls_leaf.chain[0], &dtls_leaf.key, Some(seed)))
-        .map(|gw| gw.with_policy(policy.clone()))
+        .map(|gw| gw.with_policy(policy.clone()).with_key_log(pki.key_log()))
         .map_err(|e| WorldError::Simulation(e.to_string()))?;
         // TLS on TCP 443 and DTLS on UDP 443.
         sim.host(IpAddr::V4(ip), move || {
@@ -1052,10 +1055,11 @@ fn agent_tls_roots(
     roots.add(pki.public_root())?;
     roots.add(pki.tenant_root())?;
     let provider = Arc::new(serve::tls_provider(tls_seed));
-    let config = rustls::ClientConfig::builder_with_details(provider, Arc::new(clock))
+    let mut config = rustls::ClientConfig::builder_with_details(provider, Arc::new(clock))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.key_log = pki.key_log().unwrap_or(config.key_log);
     Ok(Arc::new(config))
 }
 
@@ -1208,6 +1212,7 @@ fn build_endpoint(
         tenant_roots: vec![shared.pki.tenant_root()],
         clock: WallClock::new(move || clock.now()),
         tls_seed: Some(agent::shell::seed::mix(agent_seed, 0x7215)),
+        key_log: shared.pki.key_log(),
     };
     let shell =
         Shell::new(net, config, shell_config).map_err(|e| WorldError::Simulation(e.to_string()))?;

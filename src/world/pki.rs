@@ -7,6 +7,8 @@
 //! P-256 leaves from the seed the same way, still signed by the Ed25519 CAs (webpki
 //! checks an Ed25519 signature over an ECDSA leaf like any other).
 
+use std::sync::Arc;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SerialNumber,
@@ -32,6 +34,9 @@ pub struct Leaf {
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's key.
     pub key: PrivateKeyDer<'static>,
+    /// Where a server presenting this leaf logs its TLS session secrets: the PKI's key
+    /// log (see [`Pki::log_keys_to`]).
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl Clone for Leaf {
@@ -39,6 +44,7 @@ impl Clone for Leaf {
         Leaf {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            key_log: self.key_log.clone(),
         }
     }
 }
@@ -51,6 +57,7 @@ pub struct Pki {
     public: (Issuer<'static, KeyPair>, CertificateDer<'static>),
     tenant: (Issuer<'static, KeyPair>, CertificateDer<'static>),
     rogue: (Issuer<'static, KeyPair>, CertificateDer<'static>),
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 /// Why a certificate could not be made.
@@ -85,7 +92,20 @@ impl Pki {
             public,
             tenant,
             rogue,
+            key_log: None,
         })
+    }
+
+    /// Every TLS session made with this PKI's certificates and roots logs its secrets to
+    /// `key_log`: the servers through their leaves (issued after this call), the world's
+    /// clients through [`Pki::key_log`].
+    pub fn log_keys_to(&mut self, key_log: Arc<dyn rustls::KeyLog>) {
+        self.key_log = Some(key_log);
+    }
+
+    /// The key log of [`Pki::log_keys_to`], if any.
+    pub fn key_log(&self) -> Option<Arc<dyn rustls::KeyLog>> {
+        self.key_log.clone()
     }
 
     /// The public CA certificate.
@@ -154,6 +174,7 @@ impl Pki {
         Ok(Leaf {
             chain: vec![cert.der().clone(), root.clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            key_log: self.key_log.clone(),
         })
     }
 }

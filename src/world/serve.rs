@@ -22,6 +22,7 @@ const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 /// A TLS 1.2/1.3 server config for `leaf`, on the given clock (the world's, or the
 /// system's in real mode). With `tls_seed` (the world's), its randomness and key exchange
 /// come from the seed, so the same run gives the same bytes; real mode passes `None`.
+/// Its session secrets go to the leaf's key log, if it has one.
 pub fn server_config(
     leaf: &Leaf,
     clock: Arc<dyn rustls::time_provider::TimeProvider>,
@@ -33,6 +34,9 @@ pub fn server_config(
         .with_no_client_auth()
         .with_single_cert(leaf.chain.clone(), leaf.key.clone_key())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if let Some(key_log) = &leaf.key_log {
+        config.key_log = key_log.clone();
+    }
     Ok(Arc::new(config))
 }
 

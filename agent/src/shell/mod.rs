@@ -28,6 +28,7 @@ pub use dtls::{DtlsIdentity, DtlsSettings};
 pub use net::{Datagram, Net, TokioNet, WallClock};
 pub use tls::classify as classify_io_error;
 pub use tls::seeded_provider as seeded_tls_provider;
+pub use tls::{KeyLogFile, KeyLogLines};
 
 use crate::core::steer::Decision;
 use crate::core::{
@@ -52,6 +53,9 @@ pub struct ShellConfig {
     /// [`seeded_tls_provider`]): reproducible handshakes with predictable keys, for
     /// simulations. `None`: ring with the operating system's randomness.
     pub tls_seed: Option<u64>,
+    /// Where the TLS session secrets go (SSLKEYLOGFILE lines), if anywhere: for
+    /// decrypting a capture of the tunnel and DNS over HTTPS.
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 /// Why the shell could not be built.
@@ -150,9 +154,16 @@ impl<N: Net> Shell<N> {
             shell.clock.clone(),
             &[b"http/1.1"],
             provider.clone(),
+            shell.key_log.as_ref(),
         )?;
         let tunnel = tunnel::Security {
-            tls: tls::client_config(&shell.tenant_roots, shell.clock.clone(), &[], provider)?,
+            tls: tls::client_config(
+                &shell.tenant_roots,
+                shell.clock.clone(),
+                &[],
+                provider,
+                shell.key_log.as_ref(),
+            )?,
             dtls: None,
         };
         let agent = Agent::new(config);

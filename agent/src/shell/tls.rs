@@ -13,17 +13,20 @@ use rustls::{ClientConfig, RootCertStore};
 use super::net::WallClock;
 use crate::core::NetError;
 
+mod keylog;
 mod seeded;
 
+pub use keylog::{KeyLogFile, KeyLogLines};
 pub use seeded::seeded_provider;
 
 /// Builds a TLS 1.3 client config trusting exactly `roots`, its cryptography from
-/// `provider`.
+/// `provider`, its session secrets to `key_log` when given.
 pub fn client_config(
     roots: &[CertificateDer<'static>],
     clock: WallClock,
     alpn: &[&[u8]],
     provider: Arc<rustls::crypto::CryptoProvider>,
+    key_log: Option<&Arc<dyn rustls::KeyLog>>,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut store = RootCertStore::empty();
     for root in roots {
@@ -37,6 +40,9 @@ pub fn client_config(
         .with_webpki_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if let Some(key_log) = key_log {
+        config.key_log = key_log.clone();
+    }
     Ok(Arc::new(config))
 }
 
