@@ -156,3 +156,190 @@ fn tshark_with_no_options_decrypts_the_gslb_api() {
         "no GSLB request decrypted:\n{http}"
     );
 }
+
+const DISSECTOR: &str = "contrib/wireshark/steerlab-tunnel.lua";
+
+/// `tshark` with the project's dissector: one line per tunnel frame, its fields
+/// tab-separated (`kind flow target process reason user`). A TCP segment holding
+/// several frames gives comma-separated values.
+fn tunnel_frames(path: &Path, extra: &[&str]) -> Vec<Vec<String>> {
+    let script = format!("lua_script:{}", root().join(DISSECTOR).display());
+    let mut args = vec!["-X", script.as_str()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-Y", "steerlab", "-T", "fields", "-E", "occurrence=a"]);
+    for field in [
+        "steerlab.kind",
+        "steerlab.flow",
+        "steerlab.target",
+        "steerlab.process",
+        "steerlab.reason",
+        "steerlab.user",
+        "steerlab.len",
+    ] {
+        args.extend_from_slice(&["-e", field]);
+    }
+    let out = tshark(path, &args);
+    out.lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_dissector_shows_the_open_frames_naming_the_flows_hosts() {
+    if !have_tshark() {
+        return;
+    }
+    let file = "scenarios/steering/exception-files-and-pinned-actions.toml";
+    let s = scenario::load_file(Path::new(file)).unwrap();
+    let rec = Recorder::new(s.client.ip);
+    let report = world::run_with(&s, None, Some(rec.clone())).unwrap();
+    let path = std::env::temp_dir().join(format!("steerlab-dissect-{}.pcapng", std::process::id()));
+    let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+    std::fs::write(&path, rec.to_pcapng(epoch)).unwrap();
+
+    let frames = tunnel_frames(&path, &[]);
+    let opens: Vec<(String, String)> = frames
+        .iter()
+        .filter(|f| f[0] == "1")
+        .map(|f| (f[2].clone(), f[3].clone()))
+        .collect();
+    let tunneled: Vec<_> = report
+        .flows
+        .iter()
+        .filter(|f| f.verdict == scenario::Verdict::Tunneled)
+        .collect();
+    assert!(!tunneled.is_empty(), "the scenario tunnels flows");
+    assert_eq!(opens.len(), tunneled.len(), "{opens:?}");
+    for flow in tunneled {
+        let port = flow.addr.rsplit(':').next().unwrap();
+        let target = format!("{}:{port}", flow.host);
+        assert!(
+            opens.contains(&(target.clone(), flow.process.clone())),
+            "no Open frame for {target} ({}) in {opens:?}",
+            flow.process
+        );
+    }
+    // Every Open is answered, and keepalives run on flow 0.
+    assert!(frames.iter().any(|f| f[0] == "2"), "{frames:?}");
+    assert!(
+        frames.iter().any(|f| f[0] == "6" && f[1] == "0"),
+        "{frames:?}"
+    );
+    assert!(
+        frames.iter().any(|f| f[0] == "7" && f[1] == "0"),
+        "{frames:?}"
+    );
+    // Nothing the dissector calls malformed.
+    let script = format!("lua_script:{}", root().join(DISSECTOR).display());
+    let expert = tshark(&path, &["-X", &script, "-q", "-z", "expert,error"]);
+    assert!(!expert.contains("steerlab"), "{expert}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn the_dissector_shows_hello_and_a_refused_flow_with_its_reason() {
+    if !have_tshark() {
+        return;
+    }
+    // A user whose second flow the gateway's group policy blocks, over the TLS tunnel.
+    let base = root().join("scenarios/tenant/group-move-gateway-policy.toml");
+    let text = std::fs::read_to_string(&base)
+        .unwrap()
+        .replacen(
+            "user = \"bob@acme.com\"\n",
+            "user = \"bob@acme.com\"\ntunnel = \"tls\"\n",
+            1,
+        )
+        .replace("tunnel = \"DTLS\"", "tunnel = \"TLS\"");
+    let s = scenario::load_str(&text, &base).unwrap();
+    let rec = Recorder::new(s.client.ip);
+    let report = world::run_with(&s, None, Some(rec.clone())).unwrap();
+    assert!(steerlab::expect::check(&s.expect, &report).is_empty());
+    let path = std::env::temp_dir().join(format!("steerlab-hello-{}.pcapng", std::process::id()));
+    let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+    std::fs::write(&path, rec.to_pcapng(epoch)).unwrap();
+
+    let frames = tunnel_frames(&path, &[]);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f[0] == "8" && f[1] == "0" && f[5] == "bob@acme.com"),
+        "no Hello: {frames:?}"
+    );
+    let refused: Vec<_> = frames.iter().filter(|f| f[0] == "3").collect();
+    assert_eq!(refused.len(), 1, "{frames:?}");
+    assert!(refused[0][4].contains("blocked by policy"), "{refused:?}");
+    assert_eq!(refused[0][1], "2", "the second flow is refused");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Data and Close, and frames split across TCP segments, on framing sent in clear
+/// (tshark's "Decode As" on a TCP port): the dissector reassembles what a segment cuts.
+#[test]
+fn the_dissector_reassembles_frames_cut_across_segments() {
+    use agent::wire::Frame;
+    if !have_tshark() {
+        return;
+    }
+    let mut stream = bytes::BytesMut::new();
+    let frames = [
+        Frame::Open {
+            flow: 3,
+            target: "www.box.com:443".into(),
+            process: "chrome.exe".into(),
+        },
+        Frame::Data {
+            flow: 3,
+            bytes: bytes::Bytes::from(vec![0x16; 3000]),
+        },
+        Frame::Close { flow: 3 },
+    ];
+    for frame in &frames {
+        frame.encode(&mut stream);
+    }
+    // Segments cut mid-header and mid-payload.
+    let cuts = [0, 4, 40, 1500, stream.len()];
+    let mut pcap = pcap_file::pcap::PcapWriter::new(Vec::new()).unwrap();
+    let (client, server) = ([10, 0, 0, 10], [8, 36, 116, 35]);
+    let mut seq = 1_000_u32;
+    for (i, window) in cuts.windows(2).enumerate() {
+        let payload = &stream[window[0]..window[1]];
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(client, server, 64)
+            .tcp(49_152, 4443, seq, 64_240)
+            .psh()
+            .ack(1)
+            .write(&mut frame, payload)
+            .unwrap();
+        let at = std::time::Duration::from_millis(i as u64);
+        pcap.write_packet(&pcap_file::pcap::PcapPacket::new(
+            at,
+            frame.len() as u32,
+            &frame,
+        ))
+        .unwrap();
+        seq += payload.len() as u32;
+    }
+    let path = std::env::temp_dir().join(format!("steerlab-cut-{}.pcap", std::process::id()));
+    std::fs::write(&path, pcap.into_writer()).unwrap();
+
+    let frames = tunnel_frames(&path, &["-d", "tcp.port==4443,steerlab"]);
+    let kinds: Vec<&str> = frames.iter().flat_map(|f| f[0].split(',')).collect();
+    assert_eq!(kinds, ["1", "4", "5"], "{frames:?}");
+    let data = frames
+        .iter()
+        .find(|f| f[0].split(',').any(|k| k == "4"))
+        .unwrap();
+    assert!(data[6].split(',').any(|len| len == "3000"), "{data:?}");
+    let open = &frames[0];
+    assert_eq!(
+        (open[2].as_str(), open[3].as_str()),
+        ("www.box.com:443", "chrome.exe")
+    );
+    std::fs::remove_file(&path).unwrap();
+}
