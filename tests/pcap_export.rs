@@ -373,3 +373,23 @@ fn every_host_gets_its_capture_from_the_network() {
     assert!(endpoint.iter().any(|p| p.dst.to_string() == "8.8.8.8:443"));
     assert!(endpoint.iter().any(|p| p.dst.port() == 53));
 }
+
+/// Frames are in time order: a connection the simulation's end drops closes at the last
+/// moment recorded, not at time zero.
+#[test]
+fn exported_frames_never_go_back_in_time() {
+    let (_, path) = capture(
+        "scenarios/steering/cloud-apps-managed-tunneled.toml",
+        "order.pcap",
+    );
+    let (packets, _) = read_capture(&path).unwrap();
+    assert!(packets.len() > 10);
+    for pair in packets.windows(2) {
+        assert!(
+            pair[1].time >= pair[0].time,
+            "{:?} comes after {:?}",
+            pair[1].time,
+            pair[0].time
+        );
+    }
+}

@@ -88,6 +88,9 @@ struct Inner {
     hosts: BTreeMap<std::net::Ipv4Addr, String>,
     /// The run's TLS session secrets.
     keys: Arc<KeyLogLines>,
+    /// The time of the latest frame: none is recorded earlier (a stream dropped after the
+    /// simulation ended reads a zero clock).
+    last: Duration,
 }
 
 /// What the comment says of traffic with no note.
@@ -105,6 +108,7 @@ impl Recorder {
             conns: BTreeMap::new(),
             hosts: BTreeMap::new(),
             keys: Arc::new(KeyLogLines::new()),
+            last: Duration::ZERO,
         })))
     }
 
@@ -238,6 +242,7 @@ impl Recorder {
         };
         self.with(|i| {
             let payload = payload.to_vec();
+            let at = i.in_order(at);
             i.frames.push((at, Frame::Udp { src, dst, payload }, note));
         });
     }
@@ -357,7 +362,15 @@ impl Inner {
             flags,
             payload,
         };
+        let at = self.in_order(at);
         self.frames.push((at, frame, note.clone()));
+    }
+
+    /// `at`, or the latest frame's time when `at` is earlier: the capture stays in time
+    /// order.
+    fn in_order(&mut self, at: Duration) -> Duration {
+        self.last = self.last.max(at);
+        self.last
     }
 }
 
