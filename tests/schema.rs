@@ -137,3 +137,40 @@ fn unknown_keys_and_words_do_not_validate() {
         "a missing name passed"
     );
 }
+
+/// Every key has a description for editors to show (a doc comment on its field in
+/// src/scenario/raw.rs), and every table its own.
+#[test]
+fn every_key_is_described() {
+    let schema = schema();
+    let definitions = schema["definitions"].as_object().expect("definitions");
+    let described = |s: &serde_json::Value| -> bool {
+        if s.get("description")
+            .is_some_and(|d| d.as_str().is_some_and(|d| !d.is_empty()))
+        {
+            return true;
+        }
+        // A table: described by its definition.
+        let target = s
+            .get("$ref")
+            .or_else(|| s.get("items").and_then(|i| i.get("$ref")))
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.strip_prefix("#/definitions/"));
+        target.is_some_and(|name| definitions[name].get("description").is_some())
+    };
+    let mut missing = Vec::new();
+    let tables = std::iter::once(("(top level)", &schema))
+        .chain(definitions.iter().map(|(name, s)| (name.as_str(), s)));
+    for (table, s) in tables {
+        for (key, property) in s["properties"].as_object().expect("properties") {
+            if !described(property) {
+                missing.push(format!("{table}.{key}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "keys without a description (add a doc comment to the field in src/scenario/raw.rs, \
+         then regenerate scenario.schema.json): {missing:?}"
+    );
+}

@@ -28,7 +28,8 @@ pub fn schema_json() -> String {
 
 /// TOML has no null: an optional key is simply left out. schemars writes `Option<T>` as
 /// "T or null"; this keeps T (`"type": ["string", "null"]` becomes `"type": "string"`,
-/// `"anyOf": [T, {"type": "null"}]` becomes T, keeping the key's description).
+/// `"anyOf": [T, {"type": "null"}]` becomes T, keeping the key's description, and null
+/// leaves the words of an `enum`).
 fn drop_null(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
@@ -39,6 +40,9 @@ fn drop_null(value: &mut serde_json::Value) {
                     let only = only.clone();
                     map.insert("type".into(), only);
                 }
+            }
+            if let Some(Value::Array(words)) = map.get_mut("enum") {
+                words.retain(|w| !w.is_null());
             }
             if let Some(Value::Array(alternatives)) = map.get_mut("anyOf") {
                 let null = serde_json::json!({ "type": "null" });
@@ -66,6 +70,9 @@ macro_rules! text_schema {
         $(#[$doc])*
         pub(super) struct $ty;
         impl JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                true
+            }
             fn schema_name() -> Cow<'static, str> {
                 stringify!($ty).into()
             }
@@ -157,6 +164,9 @@ text_schema! {
 pub(super) struct EventWord;
 
 impl JsonSchema for EventWord {
+    fn inline_schema() -> bool {
+        true
+    }
     fn schema_name() -> Cow<'static, str> {
         "EventWord".into()
     }
@@ -178,6 +188,9 @@ impl JsonSchema for EventWord {
 pub(super) struct EndpointCount;
 
 impl JsonSchema for EndpointCount {
+    fn inline_schema() -> bool {
+        true
+    }
     fn schema_name() -> Cow<'static, str> {
         "EndpointCount".into()
     }
