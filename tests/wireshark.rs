@@ -100,6 +100,50 @@ fn the_export_carries_the_secrets_before_the_first_packet() {
     let unique: std::collections::BTreeSet<&&str> = lines.iter().collect();
     assert_eq!(lines.len(), unique.len(), "a line twice: {text}");
     assert!(lines.iter().all(|l| l.split(' ').count() == 3), "{text}");
+    // Exactly the sessions the capture shows: one per ClientHello in it.
+    let (packets, _) = steerlab::pcap::read_capture(&path).unwrap();
+    let hellos: std::collections::BTreeSet<String> = packets
+        .iter()
+        .filter_map(|p| steerlab::pcap::secrets::client_random(&p.payload))
+        .collect();
+    let logged: std::collections::BTreeSet<String> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    assert!(hellos.len() >= 2, "DoH and the tunnel: {hellos:?}");
+    assert_eq!(logged, hellos);
+}
+
+/// In a world of several endpoints the capture (the first endpoint's) carries only its own
+/// sessions' secrets, though every agent and server logs them all.
+#[test]
+fn the_secrets_are_those_of_the_captured_endpoint() {
+    let file = "scenarios/steering/three-endpoints.toml";
+    let s = scenario::load_file(Path::new(file)).unwrap();
+    let rec = Recorder::new(s.client.ip);
+    world::run_with(&s, None, Some(rec.clone())).unwrap();
+    let all = rec.key_log_text();
+    let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+    let bytes = rec.to_pcapng(epoch);
+    let sessions = |text: &str| {
+        text.lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let every = sessions(&all);
+    let in_file: Vec<String> = every
+        .iter()
+        .filter(|random| bytes.windows(random.len()).any(|w| w == random.as_bytes()))
+        .cloned()
+        .collect();
+    assert!(!in_file.is_empty());
+    assert!(
+        in_file.len() < every.len(),
+        "{} of {} sessions in the file: the other endpoints' should not be",
+        in_file.len(),
+        every.len()
+    );
 }
 
 #[test]

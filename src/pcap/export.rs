@@ -10,8 +10,8 @@
 //! from the seed, so the same seed gives the same file byte for byte.
 //!
 //! A pcapng export also carries the TLS session secrets of the run (every TLS end of the
-//! world logs them into the recorder's [`Recorder::key_log`]) in a Decryption Secrets
-//! Block before the first packet, so Wireshark decrypts the tunnel, DoH and the rest
+//! world logs them into the recorder's [`Recorder::key_log`]), those of the sessions whose
+//! ClientHello it shows, in a Decryption Secrets Block before the first packet, so Wireshark decrypts the tunnel, DoH and the rest
 //! with no setup. The secrets come from the seeded TLS randomness: same seed, same
 //! secrets.
 //!
@@ -294,7 +294,7 @@ impl Recorder {
         if writer.write_pcapng_block(interface).is_err() {
             return Vec::new();
         }
-        let keys = self.key_log_text();
+        let keys = super::secrets::lines_for(&self.key_log_text(), &client_randoms(&frames));
         if !keys.is_empty() {
             let block = super::secrets::tls_key_log_block(&keys, writer.section().endianness);
             if writer.write_pcapng_block(block).is_err() {
@@ -372,6 +372,17 @@ impl Inner {
         self.last = self.last.max(at);
         self.last
     }
+}
+
+/// The client randoms of the TLS sessions the capture shows (their ClientHellos).
+fn client_randoms(frames: &[Recorded]) -> std::collections::BTreeSet<String> {
+    frames
+        .iter()
+        .filter_map(|(_, frame, _)| match frame {
+            Frame::Tcp { payload, .. } => super::secrets::client_random(payload),
+            Frame::Udp { .. } => None,
+        })
+        .collect()
 }
 
 /// The pcapng comment of `frame`: the far end's name and whose traffic it is.

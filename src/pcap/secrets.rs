@@ -11,6 +11,7 @@
 //! (The writer adds the block type and both total-length fields around the body.)
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use pcap_file::Endianness;
 use pcap_file::pcapng::blocks::unknown::UnknownBlock;
@@ -19,6 +20,31 @@ use pcap_file::pcapng::blocks::unknown::UnknownBlock;
 pub const DECRYPTION_SECRETS_BLOCK: u32 = 0x0000_000A;
 /// The secrets type of an SSLKEYLOGFILE (NSS key log) payload: "TLSK".
 pub const TLS_KEY_LOG: u32 = 0x544c_534b;
+
+/// The client random of a TLS ClientHello at the start of `payload` (a client's first
+/// bytes on a connection), as lowercase hex: the key a key log line is filed under.
+pub fn client_random(payload: &[u8]) -> Option<String> {
+    // Record: type 22 (handshake), version (2), length (2); handshake: type 1
+    // (ClientHello), length (3), client version (2), then the 32-byte random.
+    if payload.len() < 43 || payload[0] != 22 || payload[5] != 1 {
+        return None;
+    }
+    Some(payload[11..43].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The lines of `key_log` whose client random is in `randoms`: the secrets of the
+/// sessions a capture shows, not those of every endpoint and server of the world.
+pub fn lines_for(key_log: &str, randoms: &BTreeSet<String>) -> String {
+    key_log
+        .lines()
+        .filter(|line| {
+            line.split(' ')
+                .nth(1)
+                .is_some_and(|random| randoms.contains(random))
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
+}
 
 /// A Decryption Secrets Block carrying `key_log` (SSLKEYLOGFILE text), its numbers in the
 /// section's byte order.
@@ -62,6 +88,21 @@ mod tests {
         assert_eq!(bytes[12..16], 20_u32.to_le_bytes());
         assert_eq!(&bytes[16..36], b"CLIENT_RANDOM ab cd\n");
         assert_eq!(bytes[36..40], 40_u32.to_le_bytes());
+    }
+
+    #[test]
+    fn only_the_sessions_the_capture_shows_are_kept() {
+        let mut hello = vec![22, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3];
+        hello.extend((0..32).map(|i| i as u8));
+        hello.extend([0; 20]);
+        let random = client_random(&hello).unwrap();
+        assert_eq!(random.len(), 64);
+        assert!(random.starts_with("000102"));
+        assert_eq!(client_random(&hello[..40]), None, "cut short");
+        assert_eq!(client_random(&[23; 64]), None, "application data");
+        let log = format!("A {random} 01\nB ffff 02\nC {random} 03\n");
+        let kept = lines_for(&log, &BTreeSet::from([random.clone()]));
+        assert_eq!(kept, format!("A {random} 01\nC {random} 03\n"));
     }
 
     #[test]
