@@ -387,3 +387,38 @@ fn the_dissector_reassembles_frames_cut_across_segments() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `--pcap-hosts`: every host's file carries the secrets of the sessions it shows, so the
+/// PoP's own capture shows the tunnel's frames and the DoH server's its queries.
+#[test]
+fn the_hosts_captures_decrypt_too() {
+    if !have_tshark() {
+        return;
+    }
+    let file = "scenarios/steering/cloud-apps-managed-tunneled.toml";
+    let s = scenario::load_file(Path::new(file)).unwrap();
+    let tap = world::tap::HostTap::new();
+    let captures = world::Captures {
+        endpoint: None,
+        hosts: Some(tap.clone()),
+    };
+    world::run_capturing(&s, None, captures).unwrap();
+    let epoch = std::time::Duration::from_millis(s.clock_unix_ms as u64);
+    let dir = std::env::temp_dir().join(format!("steerlab-hosts-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (host, bytes) in tap.to_pcapng(epoch) {
+        std::fs::write(dir.join(format!("{host}.pcapng")), bytes).unwrap();
+    }
+    let opens: Vec<String> = tunnel_frames(&dir.join("nyc1.pcapng"), &[])
+        .into_iter()
+        .filter(|f| f[0] == "1")
+        .map(|f| f[2].clone())
+        .collect();
+    assert_eq!(opens, ["www.box.com:443"]);
+    let doh = tshark(
+        &dir.join("doh.pcapng"),
+        &["-Y", "tls && dns", "-T", "fields", "-e", "dns.qry.name"],
+    );
+    assert!(doh.contains("gateway-acme.goskope.com"), "{doh}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -121,6 +121,13 @@ impl Recorder {
         }
     }
 
+    /// This recorder with `keys` as its key log, shared with others (the hosts' captures
+    /// share one).
+    pub fn with_key_log(self, keys: Arc<KeyLogLines>) -> Recorder {
+        self.with(|i| i.keys = keys);
+        self
+    }
+
     /// The TLS session secrets logged so far, as SSLKEYLOGFILE text.
     pub fn key_log_text(&self) -> String {
         self.0.lock().map(|i| i.keys.text()).unwrap_or_default()

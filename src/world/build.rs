@@ -510,6 +510,9 @@ fn drive(
     if let Some(recorder) = &recorder {
         pki.log_keys_to(recorder.key_log());
     }
+    if let Some(tap) = &tap {
+        pki.log_keys_to(tap.key_log());
+    }
 
     // DNS over HTTPS.
     let (by, expired) = authority(s.dns.doh_cert, Authority::Public);

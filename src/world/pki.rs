@@ -60,6 +60,18 @@ pub struct Pki {
     key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
+/// Several key logs fed the same secrets (the endpoint's capture and the hosts').
+#[derive(Debug)]
+struct KeyLogs(Vec<Arc<dyn rustls::KeyLog>>);
+
+impl rustls::KeyLog for KeyLogs {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        for log in &self.0 {
+            log.log(label, client_random, secret);
+        }
+    }
+}
+
 /// Why a certificate could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("certificate generation failed: {0}")]
@@ -98,9 +110,12 @@ impl Pki {
 
     /// Every TLS session made with this PKI's certificates and roots logs its secrets to
     /// `key_log`: the servers through their leaves (issued after this call), the world's
-    /// clients through [`Pki::key_log`].
+    /// clients through [`Pki::key_log`]. Called again, the secrets go to every log given.
     pub fn log_keys_to(&mut self, key_log: Arc<dyn rustls::KeyLog>) {
-        self.key_log = Some(key_log);
+        self.key_log = Some(match self.key_log.take() {
+            None => key_log,
+            Some(first) => Arc::new(KeyLogs(vec![first, key_log])),
+        });
     }
 
     /// The key log of [`Pki::log_keys_to`], if any.

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agent::shell::KeyLogLines;
 use turmoil::{Protocol, Segment};
 
 use crate::pcap::export::Recorder;
@@ -47,6 +48,9 @@ struct TapState {
     in_flight: BTreeSet<Seen>,
     /// Which side of each TCP connection sent the SYN: (client, server).
     clients: BTreeSet<(SocketAddr, SocketAddr)>,
+    /// The run's TLS secrets, shared by every host's recorder (each file keeps the
+    /// sessions it shows).
+    keys: Arc<KeyLogLines>,
 }
 
 impl HostTap {
@@ -63,10 +67,18 @@ impl HostTap {
     ) {
         if let Ok(mut state) = self.0.lock() {
             for (ip, label) in hosts {
-                let recorder = Recorder::new(*ip);
+                let recorder = Recorder::new(*ip).with_key_log(state.keys.clone());
                 recorder.name_hosts(names.clone());
                 state.hosts.insert(*ip, (label.clone(), recorder));
             }
+        }
+    }
+
+    /// Where the world's TLS ends log their secrets for the hosts' captures.
+    pub fn key_log(&self) -> Arc<dyn rustls::KeyLog> {
+        match self.0.lock() {
+            Ok(state) => state.keys.clone(),
+            Err(_) => Arc::new(KeyLogLines::new()),
         }
     }
 
