@@ -10,6 +10,7 @@
 //! - [`cli`]: the `steerlab` command.
 
 pub mod cli;
+pub mod diagnose;
 pub mod expect;
 pub mod logs;
 pub mod origin;

@@ -81,7 +81,7 @@ fn parse(args: &ParseArgs) -> ExitCode {
         }
     }
     if let Some(out) = &args.emit_scenario {
-        let text = crate::logs::draft::draft_scenario(&entries, &args.file.display().to_string());
+        let text = crate::diagnose::draft(entries.clone(), &args.file.display().to_string());
         if let Err(e) = std::fs::write(out, text) {
             eprintln!("error: cannot write {}: {e}", out.display());
             return ExitCode::from(2);
@@ -98,9 +98,12 @@ fn detail(event: &Event) -> String {
         | Event::ResolveFailed { host, .. } => host.clone(),
         Event::RemoteHost { host, ip, .. } => format!("{host} -> {ip}"),
         Event::Connected { host, .. } | Event::Failover { host } => host.clone(),
-        Event::HandshakeFailed { reason, .. } => reason.clone(),
+        Event::HandshakeFailed { reason, .. } | Event::ConnectFailed { reason, .. } => {
+            reason.clone()
+        }
         Event::FlowTunneled { process, .. }
         | Event::FlowBypassed { process, .. }
+        | Event::FlowDirect { process, .. }
         | Event::FlowDropped { process, .. } => {
             format!("process {process}")
         }

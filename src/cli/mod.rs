@@ -5,6 +5,7 @@
 
 mod agent;
 mod completions;
+mod diagnose;
 mod log;
 mod replay;
 mod run;
@@ -35,6 +36,8 @@ enum Commands {
         #[command(subcommand)]
         command: log::LogCommand,
     },
+    /// Turn a customer's log, bundle or capture into a scenario that tells the same story.
+    Diagnose(diagnose::DiagnoseArgs),
     /// Step a scenario interactively (or from a script on stdin) and save what was done.
     Shell(shell::ShellArgs),
     /// Serve a scenario's servers on loopback (127.0.0.0/8) for real tools and the agent.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Commands::Run(args) => run::run(&args),
         Commands::Replay(args) => replay::replay(&args),
         Commands::Log { command } => log::log(&command),
+        Commands::Diagnose(args) => diagnose::diagnose(&args),
         Commands::Shell(args) => shell::shell(&args),
         Commands::Serve(args) => serve::serve(&args),
         Commands::Agent(args) => agent::agent(&args),

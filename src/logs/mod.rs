@@ -9,7 +9,6 @@
 //! says what each entry means, so logs compare on meaning.
 
 pub mod capture;
-pub mod draft;
 pub mod events;
 pub mod format;
 pub mod parse;

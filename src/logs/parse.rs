@@ -19,6 +19,8 @@ pub struct Entry {
     pub time: String,
     /// Milliseconds since the first entry of the file.
     pub offset_ms: i64,
+    /// Its time in Unix milliseconds (UTC).
+    pub unix_ms: i64,
     /// Level 1 (critical) .. 5 (debug).
     pub level: u8,
     /// `dnsResolver`, `nsTunnel`...
@@ -44,21 +46,25 @@ pub fn parse_log(text: &str) -> Result<Vec<Entry>, NotALog> {
     let mut lines = 0;
     for (i, raw) in text.lines().enumerate() {
         lines += 1;
-        let line = raw.trim_end();
-        if line.is_empty() {
+        let raw = raw.trim_end();
+        if raw.is_empty() {
             continue;
         }
-        match parse_line(line) {
-            Some((ms, mut entry)) => {
-                let first = *first_ms.get_or_insert(ms);
-                entry.line = i + 1;
-                entry.offset_ms = ms - first;
-                entries.push(entry);
-            }
-            None => {
-                if let Some(last) = entries.last_mut() {
-                    last.message.push(' ');
-                    last.message.push_str(line.trim());
+        // A copied log may hold several entries on one line (pasted from a document).
+        for line in split_entries(raw) {
+            match parse_line(line) {
+                Some((ms, mut entry)) => {
+                    let first = *first_ms.get_or_insert(ms);
+                    entry.line = i + 1;
+                    entry.offset_ms = ms - first;
+                    entry.unix_ms = ms;
+                    entries.push(entry);
+                }
+                None => {
+                    if let Some(last) = entries.last_mut() {
+                        last.message.push(' ');
+                        last.message.push_str(line.trim());
+                    }
                 }
             }
         }
@@ -67,6 +73,39 @@ pub fn parse_log(text: &str) -> Result<Vec<Entry>, NotALog> {
         return Err(NotALog { lines });
     }
     Ok(entries)
+}
+
+/// `line` cut before every further `YYYY/MM/DD HH:MM:SS` that starts an entry of its own
+/// (a date, a time and a `pNNN tNNN` pair after the process name).
+fn split_entries(line: &str) -> Vec<&str> {
+    let bytes = line.as_bytes();
+    let mut cuts = vec![0];
+    let mut i = 1;
+    while i + 19 <= bytes.len() {
+        if bytes[i - 1] == b' ' && is_stamp(&bytes[i..]) && parse_line(&line[i..]).is_some() {
+            cuts.push(i);
+            i += 19;
+        } else {
+            i += 1;
+        }
+    }
+    cuts.push(line.len());
+    cuts.windows(2)
+        .map(|w| line[w[0]..w[1]].trim_end())
+        .collect()
+}
+
+/// `YYYY/MM/DD HH:MM:SS` at the start of `b`.
+fn is_stamp(b: &[u8]) -> bool {
+    let digit = |k: usize| b.get(k).is_some_and(u8::is_ascii_digit);
+    [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        .iter()
+        .all(|&k| digit(k))
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
 }
 
 /// One line, with its time in milliseconds since the start of its day's epoch.
@@ -94,6 +133,7 @@ fn parse_line(line: &str) -> Option<(i64, Entry)> {
             line: 0,
             time: format!("{date} {time}"),
             offset_ms: 0,
+            unix_ms: 0,
             level,
             component: component.to_string(),
             message,
@@ -135,6 +175,20 @@ exception host: zoom.us, process: zoom.us
         assert_eq!(entries[3].component, "BypassAppMgr");
         assert!(entries[3].message.contains("exception host: zoom.us"));
         assert_eq!(entries[4].component, "dnsResolver");
+    }
+
+    #[test]
+    fn entries_pasted_on_one_line_are_cut_apart() {
+        let text = "2019/10/17 09:47:59.527 stAgentSvc p1334 t4c4c 4 tunnel.cpp:694 nsTunnel TLS Connecting to gateway-.goskope.com:443 2019/10/17 09:47:59.676 stAgentSvc p1334 t4c4c 4 restapi.cpp:80 restapi SSL resolve EDNS downloaded successfully";
+        let entries = parse_log(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[0].message,
+            "TLS Connecting to gateway-.goskope.com:443"
+        );
+        assert_eq!(entries[1].component, "restapi");
+        assert_eq!(entries[1].offset_ms, 149);
+        assert_eq!(entries[1].line, 1);
     }
 
     #[test]

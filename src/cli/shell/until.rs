@@ -183,7 +183,7 @@ impl Goal {
                         } else {
                             matches!(
                                 event,
-                                LogEvent::Disconnected
+                                LogEvent::Disconnected { .. }
                                     | LogEvent::Connecting { .. }
                                     | LogEvent::HandshakeFailed { .. }
                                     | LogEvent::ConnectFailed { .. }

@@ -1,0 +1,791 @@
+//! From facts to candidate scenarios: the parts the evidence fixes (tenant, version,
+//! tunnel preference, PoPs, steering from the flows) and, for each way the failures can
+//! be explained, a candidate with its cause ids, the world's conditions that produce them
+//! and the repairs anchored to the customer's lines (a resolver that comes back, a
+//! portal login).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::evidence::Evidence;
+use super::facts::{Facts, connect_through_proxy, is_backup};
+use super::plan::{ExpectFlow, Plan, PlanEvent, PlanPop};
+use crate::scenario::Scenario;
+
+/// Every cause id, with its words (contract v2; extend, never rename).
+pub const CAUSES: &[(&str, &str)] = &[
+    ("doh-blocked", "DNS over HTTPS to the DoH server is blocked"),
+    ("gslb-blocked", "the GSLB API is unreachable"),
+    ("ldns-failing", "the local DNS server does not answer"),
+    (
+        "udp-443-blocked",
+        "UDP 443 is blocked, so DTLS fails and the client falls back to TLS",
+    ),
+    ("dtls-mtu", "the path MTU drops DTLS handshake datagrams"),
+    (
+        "tls-inspection",
+        "an SSL-inspecting firewall re-signs the pinned tunnel",
+    ),
+    (
+        "gateway-untrusted-cert",
+        "the gateway presents a certificate the client does not trust",
+    ),
+    (
+        "gateway-unreachable",
+        "the primary gateway cannot be reached",
+    ),
+    (
+        "backup-unreachable",
+        "the backup gateway cannot be reached either",
+    ),
+    ("proxy-only", "only the explicit proxy reaches the internet"),
+    (
+        "connect-interception",
+        "apps' CONNECTs to the on-prem proxy are taken into the tunnel",
+    ),
+    (
+        "captive-portal",
+        "a captive portal holds the network until the user logs in",
+    ),
+    (
+        "vpn-capture",
+        "a third-party VPN captures the gateway's traffic",
+    ),
+    (
+        "config-unreachable",
+        "the client cannot download its configuration",
+    ),
+];
+
+/// The words of a cause id.
+pub fn words(id: &str) -> &'static str {
+    CAUSES.iter().find(|(c, _)| *c == id).map_or("", |(_, w)| w)
+}
+
+/// A repair or login that happens right after the simulated step matching a customer
+/// entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchored {
+    /// Index of the customer's entry.
+    pub after_entry: usize,
+    /// What happens then.
+    pub event: PlanEvent,
+}
+
+/// One candidate explanation.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Cause ids, in list order.
+    pub causes: Vec<&'static str>,
+    /// What this candidate assumes, in words (e.g. "UDP 443 blocked at the perimeter").
+    pub assumptions: Vec<String>,
+    /// The scenario without its anchored events and flows.
+    pub plan: Plan,
+    /// Repairs and logins, anchored to customer entries.
+    pub anchored: Vec<Anchored>,
+    /// The app flows, to place on the simulated timeline.
+    pub flows: Vec<FlowPlan>,
+}
+
+/// A flow to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowPlan {
+    /// The customer's entry.
+    pub entry: usize,
+    /// Its time in the customer's log (ms from the first entry).
+    pub offset_ms: i64,
+    pub process: String,
+    pub target: String,
+    pub via_proxy: bool,
+}
+
+/// Candidates for `facts`, most likely first.
+pub fn candidates(facts: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Vec<Candidate> {
+    let plan = base_plan(facts, ev, base);
+    let flows = flow_plans(facts, &plan);
+    let mut out = Vec::new();
+    let mut start = Candidate {
+        causes: Vec::new(),
+        assumptions: Vec::new(),
+        plan,
+        anchored: Vec::new(),
+        flows,
+    };
+    resolution(facts, &mut start);
+    for variant in tunnel_variants(facts) {
+        let mut c = start.clone();
+        for apply in variant {
+            apply(facts, &mut c);
+        }
+        c.causes
+            .sort_by_key(|id| CAUSES.iter().position(|(c, _)| c == id));
+        c.causes.dedup();
+        // The network's state at 0 s is set before the agent starts.
+        c.plan
+            .events
+            .sort_by_key(|(t, e)| (*t, matches!(e, PlanEvent::Start)));
+        out.push(c);
+    }
+    out
+}
+
+type Apply = fn(&Facts, &mut Candidate);
+
+fn cause(c: &mut Candidate, id: &'static str, assumption: &str) {
+    c.causes.push(id);
+    c.assumptions.push(assumption.to_string());
+}
+
+/// The entry of the last of `seen` before the first entry `>= success`.
+fn last_before(seen: &[usize], success: usize) -> Option<usize> {
+    seen.iter().copied().filter(|&e| e < success).max()
+}
+
+/// How the gateway was found: GSLB, DoH and LDNS conditions, with their repairs.
+fn resolution(f: &Facts, c: &mut Candidate) {
+    let proxy_only = f.tunnel_via_proxy;
+    let captive = f.captive_portal.is_some();
+    let inspected = !f.cert_failures.is_empty();
+    if f.gslb_asked {
+        let flag_off = f
+            .gslb_failures
+            .iter()
+            .any(|s| s.text.contains("not enabled") || s.text.contains("403"));
+        c.plan.gslb = !flag_off;
+        if let Some(first) = f.gslb_failures.first().filter(|_| !flag_off) {
+            let t = first.text.to_ascii_lowercase();
+            if let Some(code) = t.split("http status ").nth(1).and_then(|r| r.get(..3)) {
+                c.plan.gslb_behaviour = Some(format!("http_{code}"));
+                c.assumptions
+                    .push(format!("the GSLB API answers HTTP {code}"));
+            } else if t.contains("malformed") || t.contains("json") {
+                c.plan.gslb_behaviour = Some("malformed".into());
+                c.assumptions
+                    .push("the GSLB API answers a body that is not JSON".into());
+            } else if t.contains("certificate") || t.contains("unknownissuer") {
+                // Inspected like every TLS connection: the inspection explains it.
+            } else if !proxy_only && !captive {
+                c.plan.events.push((0, PlanEvent::Partition("gslb".into())));
+                cause(c, "gslb-blocked", "GSLB requests get no answer");
+            }
+        }
+    }
+    let doh: Vec<usize> = f.doh_failures.iter().map(|(s, _)| s.entry).collect();
+    if let Some((first, code)) = f.doh_failures.first() {
+        let _ = first;
+        let natural = proxy_only || captive || inspected && code == "60";
+        if !natural {
+            match code.as_str() {
+                "7" => {
+                    c.plan
+                        .perimeter_firewall
+                        .push("reset tcp/443 to dns.google".into());
+                    cause(
+                        c,
+                        "doh-blocked",
+                        "the perimeter resets TCP 443 to dns.google",
+                    );
+                }
+                "60" => {
+                    c.plan.doh_cert = Some("untrusted");
+                    c.assumptions
+                        .push("dns.google's certificate is not trusted (inspected)".into());
+                    c.causes.push("tls-inspection");
+                }
+                _ => {
+                    let repaired = f.doh_worked_after(&doh);
+                    c.plan.events.push((0, PlanEvent::Partition("doh".into())));
+                    cause(c, "doh-blocked", "DoH to dns.google gets no answer");
+                    if let Some(after) = repaired {
+                        c.anchored.push(Anchored {
+                            after_entry: after,
+                            event: PlanEvent::Repair("doh".into()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let ldns: Vec<usize> = f.ldns_failures.iter().map(|s| s.entry).collect();
+    if !ldns.is_empty() && !proxy_only {
+        let timeouts = f.ldns_failures.iter().any(|s| s.text.contains("timed out"));
+        if timeouts {
+            c.plan.events.push((0, PlanEvent::Partition("ldns".into())));
+            cause(c, "ldns-failing", "the local DNS server does not answer");
+        } else {
+            c.plan.ldns_behaviour = Some("servfail".into());
+            cause(c, "ldns-failing", "the local DNS server answers SERVFAIL");
+        }
+        if let Some(after) = f.ldns_worked_after(&ldns) {
+            c.anchored.push(Anchored {
+                after_entry: after,
+                event: PlanEvent::Repair("ldns".into()),
+            });
+        }
+    }
+    if !f.config_failures.is_empty() {
+        c.plan.control_plane = true;
+        c.plan
+            .events
+            .push((0, PlanEvent::Partition("tenant".into())));
+        cause(c, "config-unreachable", "addon-<tenant> does not answer");
+    }
+}
+
+impl Facts {
+    /// The last failure entry before a later success of the same resolver, if the
+    /// evidence shows one (a repair to anchor).
+    fn doh_worked_after(&self, failures: &[usize]) -> Option<usize> {
+        let success = self.success_entry("EDNS")?;
+        last_before(failures, success)
+    }
+
+    fn ldns_worked_after(&self, failures: &[usize]) -> Option<usize> {
+        let success = self.success_entry("LDNS")?;
+        last_before(failures, success)
+    }
+}
+
+/// The tunnel's conditions: every way of explaining its failures, most likely first.
+fn tunnel_variants(f: &Facts) -> Vec<Vec<Apply>> {
+    let mut base: Vec<Apply> = Vec::new();
+    if f.tunnel_via_proxy {
+        base.push(proxy_only);
+    }
+    if f.captive_portal.is_some() {
+        base.push(captive_portal);
+    }
+    if f.flows.iter().any(connect_through_proxy) {
+        base.push(connect_interception);
+    }
+    let primary_tls_failed = f.tls_failures.iter().any(|(_, host)| !is_backup(host));
+    let backup_failed = f.tls_failures.iter().any(|(_, host)| is_backup(host))
+        || f.dtls_failures.iter().any(|(_, host)| is_backup(host)) && f.tunnel == "down";
+    let natural = f.tunnel_via_proxy || f.captive_portal.is_some();
+    let mut variants: Vec<Vec<Apply>> = vec![base.clone()];
+    if !natural {
+        if primary_tls_failed {
+            for v in &mut variants {
+                v.push(gateway_unreachable);
+            }
+        } else if !f.dtls_failures.is_empty() {
+            let mut mtu = base.clone();
+            mtu.push(dtls_mtu);
+            for v in &mut variants {
+                v.push(udp_blocked);
+            }
+            if f.mtu_hint {
+                variants.insert(0, mtu);
+            } else {
+                variants.push(mtu);
+            }
+        }
+        if backup_failed && f.failover {
+            for v in &mut variants {
+                v.push(backup_unreachable);
+            }
+        }
+        if !f.cert_failures.is_empty() {
+            let vendor = f.cert_failures.iter().any(|(s, _)| {
+                let t = s.text.to_ascii_lowercase();
+                t.contains("expired") || t.contains("goskope") || t.contains("netskope")
+            });
+            let mut out = Vec::new();
+            for v in &variants {
+                let mut perimeter = v.clone();
+                perimeter.push(inspect_perimeter);
+                let mut host = v.clone();
+                host.push(inspect_host);
+                let mut untrusted = v.clone();
+                untrusted.push(untrusted_cert);
+                if vendor && !f.doh_cert_failed {
+                    out.extend([untrusted, perimeter, host]);
+                } else if f.doh_cert_failed {
+                    out.extend([perimeter, host]);
+                } else {
+                    out.extend([perimeter, host, untrusted]);
+                }
+            }
+            variants = out;
+        }
+    }
+    variants
+}
+
+fn udp_blocked(f: &Facts, c: &mut Candidate) {
+    let refused = f
+        .dtls_failures
+        .iter()
+        .any(|(s, _)| s.text.contains("refused"));
+    let rule = if refused {
+        "reset udp/443"
+    } else {
+        "block udp/443"
+    };
+    c.plan.perimeter_firewall.push(rule.into());
+    cause(
+        c,
+        "udp-443-blocked",
+        &format!("the perimeter firewall has `{rule}`"),
+    );
+}
+
+fn dtls_mtu(_: &Facts, c: &mut Candidate) {
+    c.plan.path_mtu = Some(1000);
+    cause(c, "dtls-mtu", "the path carries at most 1000-byte packets");
+}
+
+fn gateway_unreachable(f: &Facts, c: &mut Candidate) {
+    let refused = f
+        .tls_failures
+        .iter()
+        .any(|(s, h)| !is_backup(h) && s.text.contains("refused"));
+    let pop = c.plan.pops.first().map(|p| (p.name.clone(), p.ip.clone()));
+    let Some((name, ip)) = pop else { return };
+    if refused {
+        c.plan
+            .perimeter_firewall
+            .push(format!("reset tcp/443 to {ip}"));
+        c.plan
+            .perimeter_firewall
+            .push(format!("reset udp/443 to {ip}"));
+        cause(
+            c,
+            "gateway-unreachable",
+            &format!("the perimeter refuses {ip}"),
+        );
+    } else {
+        c.plan.events.push((0, PlanEvent::Partition(name.clone())));
+        cause(c, "gateway-unreachable", &format!("{ip} does not answer"));
+    }
+    if let Some(success) = f.first_connected.filter(|_| !f.failover)
+        && let Some(after) = last_before(
+            &f.tls_failures
+                .iter()
+                .map(|(s, _)| s.entry)
+                .collect::<Vec<_>>(),
+            success,
+        )
+    {
+        c.anchored.push(Anchored {
+            after_entry: after,
+            event: PlanEvent::Repair(name),
+        });
+    }
+}
+
+fn backup_unreachable(f: &Facts, c: &mut Candidate) {
+    let refused = f
+        .tls_failures
+        .iter()
+        .any(|(s, h)| is_backup(h) && s.text.contains("refused"));
+    if refused {
+        if let Some((ip, _)) = &c.plan.backup {
+            let ip = ip.clone();
+            c.plan
+                .perimeter_firewall
+                .push(format!("reset tcp/443 to {ip}"));
+        }
+    } else {
+        c.plan
+            .events
+            .push((0, PlanEvent::Partition("backup".into())));
+    }
+    cause(
+        c,
+        "backup-unreachable",
+        "gateway-backup does not answer either",
+    );
+}
+
+fn inspect_perimeter(f: &Facts, c: &mut Candidate) {
+    let rule = if f.doh_cert_failed {
+        "inspect tcp/443"
+    } else {
+        "inspect tcp/443 to *.goskope.com"
+    };
+    c.plan.perimeter_firewall.insert(0, rule.into());
+    cause(
+        c,
+        "tls-inspection",
+        &format!("the perimeter firewall has `{rule}`"),
+    );
+}
+
+fn inspect_host(f: &Facts, c: &mut Candidate) {
+    let rule = if f.doh_cert_failed {
+        "inspect tcp/443"
+    } else {
+        "inspect tcp/443 to *.goskope.com"
+    };
+    c.plan.host_firewall.insert(0, rule.into());
+    cause(
+        c,
+        "tls-inspection",
+        &format!("the host firewall (antivirus, EDR) has `{rule}`"),
+    );
+}
+
+fn untrusted_cert(f: &Facts, c: &mut Candidate) {
+    let expired = f
+        .cert_failures
+        .iter()
+        .any(|(s, _)| s.text.to_ascii_lowercase().contains("expired"));
+    let word = if expired { "expired" } else { "untrusted" };
+    for pop in &mut c.plan.pops {
+        pop.cert = Some(word);
+    }
+    if f.cert_failures.iter().any(|(_, h)| is_backup(h)) {
+        let ip = c.plan.backup.as_ref().map(|b| b.0.clone());
+        c.plan.backup = Some((ip.unwrap_or_else(|| "8.36.118.35".into()), Some(word)));
+    }
+    cause(
+        c,
+        "gateway-untrusted-cert",
+        &format!("the gateway's certificate is {word}"),
+    );
+}
+
+fn proxy_only(f: &Facts, c: &mut Candidate) {
+    let address = f.proxy.clone().unwrap_or_else(|| "10.10.10.11:8080".into());
+    let discovery = f.proxy_discovery.clone().unwrap_or_else(|| "manual".into());
+    c.plan.proxy = Some((address.clone(), discovery.clone()));
+    c.plan.direct_egress = false;
+    cause(
+        c,
+        "proxy-only",
+        &format!("only the proxy {address} ({discovery}) reaches the internet"),
+    );
+}
+
+fn connect_interception(f: &Facts, c: &mut Candidate) {
+    if c.plan.proxy.is_none() {
+        let address = f.proxy.clone().unwrap_or_default();
+        c.plan.proxy = Some((address, "manual".into()));
+    }
+    if f.flows
+        .iter()
+        .any(|x| connect_through_proxy(x) && x.verdict == "tunneled")
+    {
+        cause(
+            c,
+            "connect-interception",
+            "apps send HTTP CONNECT to the on-prem proxy; managed hosts are taken into the tunnel",
+        );
+    }
+}
+
+fn captive_portal(f: &Facts, c: &mut Candidate) {
+    c.plan.perimeter_firewall = vec!["allow dns".into(), "redirect any".into()];
+    cause(
+        c,
+        "captive-portal",
+        "the network redirects the web to a login portal",
+    );
+    if let (Some(portal), Some(_)) = (f.captive_portal, f.connected_after(f.captive_portal)) {
+        c.anchored.push(Anchored {
+            after_entry: portal,
+            event: PlanEvent::Login,
+        });
+    }
+}
+
+impl Facts {
+    /// The entry of the first success of `method` (`resolved by`), from the log.
+    fn success_entry(&self, method: &str) -> Option<usize> {
+        self.successes
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|&(_, e)| e)
+    }
+
+    /// The tunnel came up after `entry`.
+    fn connected_after(&self, entry: Option<usize>) -> Option<usize> {
+        let entry = entry?;
+        self.connects.iter().copied().find(|&e| e > entry)
+    }
+}
+
+/// The parts of the scenario the evidence fixes.
+fn base_plan(f: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Plan {
+    let mut p = Plan {
+        name: format!(
+            "Diagnosed from {}",
+            ev.files
+                .first()
+                .or(ev.captures.first().map(|c| &c.0))
+                .map_or("evidence", |s| s)
+        ),
+        description: "Written by steerlab diagnose: the customer's evidence as a scenario.".into(),
+        ..Plan::default()
+    };
+    if let Some(first) = ev.entries.first() {
+        p.clock = Some(format!(
+            "{}Z",
+            first.time.replacen('/', "-", 2).replacen(' ', "T", 1)
+        ))
+        .filter(|c| crate::scenario::parse_clock(c).is_ok());
+    }
+    let tenant = ev.config.tenant.clone().or(f.tenant.clone());
+    if let Some(t) =
+        tenant.filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        p.tenant = t.to_ascii_lowercase();
+    }
+    p.region = f.region.clone();
+    p.version = f.version.clone().map(|v| {
+        if f.gslb_asked && version_below(&v, 96, 1) {
+            "96.1".to_string()
+        } else {
+            v
+        }
+    });
+    p.tunnel = f.first_proto.as_ref().map(|t| t.to_ascii_lowercase());
+    p.fail_close = ev.config.fail_close.unwrap_or(false)
+        || f.flows.iter().any(|x| x.reason.contains("fail close"));
+    // PoPs: GSLB's list with the probed RTTs, or the address the client resolved.
+    if f.gslb_asked && !f.rtt_probes.is_empty() {
+        for (pop, ip, rtt) in &f.rtt_probes {
+            p.pops.push(PlanPop {
+                name: pop_name(pop, p.pops.len()),
+                location: p.location.clone(),
+                ip: ip.clone(),
+                latency_ms: u64::from((*rtt / 2).max(1)),
+                cert: None,
+            });
+        }
+        p.gslb_order = f
+            .gslb_pops
+            .iter()
+            .filter(|n| p.pops.iter().any(|x| x.name == **n))
+            .cloned()
+            .collect();
+    } else {
+        let ip = f
+            .gateway_ip
+            .clone()
+            .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+            .unwrap_or_else(|| "8.36.116.35".into());
+        let name = f
+            .connected_host
+            .as_deref()
+            .filter(|_| f.gslb_asked)
+            .and_then(|h| h.strip_prefix("gateway-"))
+            .and_then(|h| h.split('.').next())
+            .map_or("pop1".to_string(), |n| pop_name(n, 0));
+        p.pops.push(PlanPop {
+            name,
+            location: p.location.clone(),
+            ip,
+            latency_ms: 20,
+            cert: None,
+        });
+    }
+    if let Some(ip) = f.backup_ip.clone().filter(|ip| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && !p.pops.iter().any(|x| x.ip == *ip)
+    }) {
+        p.backup = Some((ip, None));
+    }
+    if let Some(b) = base {
+        adopt_base(&mut p, b);
+    }
+    steering_from_flows(f, ev, &mut p);
+    p.events.push((0, PlanEvent::Start));
+    // What the evidence shows at its end.
+    p.expect_tunnel = Some(f.tunnel.clone());
+    if f.tunnel != "down" {
+        p.expect_resolved_by = f.resolved_by.clone();
+        p.expect_gateway = if f.failover {
+            Some("backup".into())
+        } else {
+            let ip = f.connected_ip.clone().or(f.gateway_ip.clone());
+            p.pops
+                .iter()
+                .find(|x| Some(&x.ip) == ip.as_ref())
+                .or(p.pops.first().filter(|_| p.pops.len() == 1))
+                .map(|x| x.name.clone())
+        };
+    }
+    p.expect_flows = f
+        .flows
+        .iter()
+        .map(|x| ExpectFlow {
+            process: x.process.clone(),
+            host: x.host.clone(),
+            verdict: x.verdict.clone(),
+        })
+        .collect();
+    p
+}
+
+/// What `--scenario` already knows: its steering, PoPs, backup, origins, tenant and
+/// client location (the evidence fills in the rest).
+fn adopt_base(p: &mut Plan, s: &Scenario) {
+    p.tenant = s.tenant.name.clone();
+    p.location = s.client.location.clone();
+    p.seed = s.seed;
+    p.mode = Some(s.steering.mode.as_str().to_string());
+    p.managed = s.steering.managed.clone();
+    p.exceptions = s.steering.exceptions.clone();
+    p.bypass_apps = s.steering.bypass_apps.clone();
+    if !s.pops.is_empty() {
+        p.pops = s
+            .pops
+            .iter()
+            .map(|x| PlanPop {
+                name: x.name.clone(),
+                location: x.location.clone(),
+                ip: x.ip.to_string(),
+                latency_ms: u64::try_from(x.latency.as_millis()).unwrap_or(20),
+                cert: None,
+            })
+            .collect();
+    }
+    for o in &s.origins {
+        p.origins.push((o.host.clone(), o.ip.to_string()));
+    }
+}
+
+fn version_below(v: &str, major: u32, minor: u32) -> bool {
+    let mut parts = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) < (major, minor)
+}
+
+/// A PoP name the loader takes (not reserved, not empty).
+fn pop_name(name: &str, index: usize) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if clean.is_empty()
+        || matches!(
+            clean.as_str(),
+            "backup" | "doh" | "ldns" | "gslb" | "proxy" | "pac"
+        )
+    {
+        format!("pop{}", index + 1)
+    } else {
+        clean
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, item: &str) {
+    if !item.is_empty() && !v.iter().any(|x| x.eq_ignore_ascii_case(item)) {
+        v.push(item.to_string());
+    }
+}
+
+/// Steering that gives every flow its verdict: tunneled and fail-close-blocked hosts are
+/// managed, bypassed ones managed and excepted (or their app pinned), policy blocks at
+/// the gateway.
+fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
+    for e in &ev.exceptions {
+        push_unique(&mut p.exceptions, e);
+    }
+    for (process, action) in &ev.pinned_apps {
+        let action = match action.as_str() {
+            "block" => "block",
+            "tunnel" => "tunnel",
+            _ => "bypass",
+        };
+        if !p.pinned.iter().any(|(x, _)| x == process) {
+            p.pinned.push((process.clone(), action.to_string()));
+        }
+    }
+    let mut synthetic = 0u8;
+    for flow in &f.flows {
+        let name_host = flow.host.parse::<IpAddr>().is_err() && !flow.host.is_empty();
+        match (flow.verdict.as_str(), flow.why.as_str()) {
+            ("bypassed", "pinned") => {
+                push_unique(&mut p.bypass_apps, &flow.process);
+                if name_host {
+                    push_unique(&mut p.managed, &flow.host);
+                }
+            }
+            ("blocked", "pinned") => {
+                if !p.pinned.iter().any(|(x, _)| *x == flow.process) {
+                    p.pinned.push((flow.process.clone(), "block".into()));
+                }
+                if name_host {
+                    push_unique(&mut p.managed, &flow.host);
+                }
+            }
+            ("bypassed", "exception") => {
+                push_unique(&mut p.managed, &flow.host);
+                push_unique(&mut p.exceptions, &flow.host);
+            }
+            ("bypassed", "ip-exception") => push_unique(&mut p.exceptions, &flow.host),
+            ("bypassed", "private") => {}
+            ("blocked", "policy") => {
+                push_unique(&mut p.managed, &flow.host);
+                push_unique(&mut p.policy_block, &flow.host);
+            }
+            ("direct", _) if flow.reason.contains("not a managed") => {}
+            _ => {
+                if name_host {
+                    push_unique(&mut p.managed, &flow.host);
+                }
+            }
+        }
+        if !name_host {
+            continue;
+        }
+        if p.origins
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(&flow.host))
+        {
+            continue;
+        }
+        let addr = flow.addr.parse::<SocketAddr>().ok();
+        let ip = match addr {
+            Some(a) if !connect_through_proxy(flow) => a.ip().to_string(),
+            _ => {
+                synthetic = synthetic.saturating_add(1);
+                format!("198.51.100.{}", 9 + synthetic)
+            }
+        };
+        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            p.origins.push((flow.host.clone(), ip));
+        }
+    }
+    if p.mode.is_none() {
+        p.mode = ev
+            .config
+            .mode
+            .clone()
+            .or_else(|| (!f.flows.is_empty()).then(|| "cloud-apps".into()));
+    }
+}
+
+/// The flows as connect events to place: host and port from the log (a CONNECT through
+/// the proxy targets port 443 of its host).
+fn flow_plans(f: &Facts, _plan: &Plan) -> Vec<FlowPlan> {
+    f.flows
+        .iter()
+        .filter_map(|flow| {
+            let through = connect_through_proxy(flow);
+            let port = flow
+                .addr
+                .parse::<SocketAddr>()
+                .map(|a| a.port())
+                .ok()
+                .filter(|_| !through)
+                .unwrap_or(443);
+            if flow.host.is_empty() {
+                return None;
+            }
+            let process = if flow.process.is_empty() {
+                "app.exe".to_string()
+            } else {
+                flow.process.clone()
+            };
+            Some(FlowPlan {
+                entry: flow.entry,
+                offset_ms: flow.offset_ms,
+                process,
+                target: format!("{}:{port}", flow.host),
+                via_proxy: through,
+            })
+        })
+        .collect()
+}
