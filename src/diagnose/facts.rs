@@ -157,6 +157,11 @@ pub fn gather(ev: &Evidence) -> Facts {
                     f.tunnel_via_proxy = true;
                 }
             }
+            Event::DownloadFailed { code, error } if about_gslb(&ev.entries[i + 1..]) => {
+                f.gslb_asked = true;
+                f.gslb_failures
+                    .push(seen(&format!("curl code {code}: {error}")));
+            }
             Event::DownloadFailed { code, error } => {
                 if code == "60" || error.contains("certificate") {
                     f.doh_cert_failed = true;
@@ -368,6 +373,21 @@ fn push_flow(
         offset_ms: entry.offset_ms,
         entry: index,
     });
+}
+
+/// Whether the download failure before `next` was GSLB's request rather than DoH's: the
+/// next lines that name what failed name GSLB.
+fn about_gslb(next: &[crate::logs::parse::Entry]) -> bool {
+    for e in next.iter().take(4) {
+        let m = &e.message;
+        if m.contains("EDNS") || m.contains("DoH") {
+            return false;
+        }
+        if m.contains("GSLB") || m.contains("PoP list") {
+            return true;
+        }
+    }
+    false
 }
 
 /// `gateway-backup-...`.

@@ -594,7 +594,9 @@ fn base_plan(f: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Plan {
     p.expect_tunnel = Some(f.tunnel.clone());
     if f.tunnel != "down" {
         p.expect_resolved_by = f.resolved_by.clone();
-        p.expect_gateway = if f.failover {
+        let on_backup = f.connected_host.as_deref().is_some_and(is_backup)
+            || f.failover && f.connected_host.as_deref().is_none_or(str::is_empty);
+        p.expect_gateway = if on_backup {
             Some("backup".into())
         } else {
             let ip = f.connected_ip.clone().or(f.gateway_ip.clone());

@@ -676,7 +676,8 @@ pub struct Alignment {
 }
 
 /// Aligns `left` (the customer's story) with `right` (a simulated run's): each left step
-/// must appear on the right in order, with only skippable right steps between; after the
+/// must appear on the right in order, with only skippable right steps between (a
+/// skippable left step the right does not show is passed over, unexplained); after the
 /// left ends, only skippable right steps may follow. A left story that opens mid-session
 /// (its first step is no PoP-selection step, as in a rotated file) may start anywhere.
 pub fn align(left: &[Step], right: &[Step]) -> Alignment {
@@ -698,6 +699,9 @@ pub fn align(left: &[Step], right: &[Step]) -> Alignment {
                 matched.push((i, k));
                 j = k + 1;
             }
+            // A detail step of the customer's that the run does not write (its client
+            // logs more at this verbosity) is passed over, unexplained.
+            None if step.skippable => {}
             None => {
                 let shown = right[j..].iter().find(|r| !r.skippable).or(right.get(j));
                 return Alignment {
