@@ -180,7 +180,11 @@ fn text(d: &Diagnosis) -> String {
             );
         }
         Some(div) => {
-            let _ = writeln!(o, "first divergence at {}:{}:", div.file, div.line);
+            if div.line == 0 {
+                let _ = writeln!(o, "the run ends in another state than the evidence:");
+            } else {
+                let _ = writeln!(o, "first divergence at {}:{}:", div.file, div.line);
+            }
             let _ = writeln!(o, "  - customer:  {}", div.expected);
             let _ = writeln!(o, "  + simulated: {}", div.simulated);
         }

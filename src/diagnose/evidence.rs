@@ -456,6 +456,20 @@ fn merge(mut logs: Vec<(String, Vec<Entry>)>, ev: &mut Evidence) {
 }
 
 impl Evidence {
+    /// How long the evidence lasts, in milliseconds: the log's span, or the captures'
+    /// when there is no log.
+    pub fn span_ms(&self) -> i64 {
+        if let Some(last) = self.entries.last() {
+            return last.offset_ms;
+        }
+        let times = self
+            .captures
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|p| p.time.as_millis()));
+        let (lo, hi) = times.fold((u128::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        i64::try_from(hi.saturating_sub(lo)).unwrap_or(0)
+    }
+
     /// `file:line` of an entry's line number `line` within the entry at `index`.
     pub fn place(&self, index: usize) -> String {
         let file = self

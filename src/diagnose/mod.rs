@@ -145,7 +145,7 @@ pub fn diagnose(opts: &Options) -> Result<Diagnosis, EvidenceError> {
     let ev = evidence::read(&opts.evidence)?;
     let facts = facts::gather(&ev);
     let candidates = hypotheses::candidates(&facts, &ev, opts.base.as_ref());
-    let tried = search::search(&candidates, &ev.entries, opts.jobs.max(1));
+    let tried = search::search(&candidates, &ev.entries, ev.span_ms(), opts.jobs.max(1));
     Ok(conclude(&ev, &facts, &candidates, &tried, opts))
 }
 

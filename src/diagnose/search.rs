@@ -41,7 +41,14 @@ pub struct Tried {
 }
 
 /// Runs every candidate against `customer` on `jobs` threads; results in candidate order.
-pub fn search(candidates: &[Candidate], customer: &[Entry], jobs: usize) -> Vec<Tried> {
+/// `span_ms` is how long the evidence lasts (the log's, or a capture's when there is no
+/// log).
+pub fn search(
+    candidates: &[Candidate],
+    customer: &[Entry],
+    span_ms: i64,
+    jobs: usize,
+) -> Vec<Tried> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Tried>> = Mutex::new(Vec::new());
     let jobs = jobs.clamp(1, candidates.len().max(1));
@@ -51,7 +58,7 @@ pub fn search(candidates: &[Candidate], customer: &[Entry], jobs: usize) -> Vec<
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(c) = candidates.get(i) else { break };
-                    let tried = evaluate(i, c, customer);
+                    let tried = evaluate(i, c, customer, span_ms);
                     if let Ok(mut r) = results.lock() {
                         r.push(tried);
                     }
@@ -93,7 +100,7 @@ fn is_flow(step: &Step) -> bool {
     step.meaning.starts_with("flow to ") || step.meaning == "gateway refused a flow"
 }
 
-fn evaluate(index: usize, c: &Candidate, customer: &[Entry]) -> Tried {
+fn evaluate(index: usize, c: &Candidate, customer: &[Entry], span_ms: i64) -> Tried {
     let mut tried = Tried {
         index,
         text: String::new(),
@@ -104,12 +111,13 @@ fn evaluate(index: usize, c: &Candidate, customer: &[Entry]) -> Tried {
         log: Vec::new(),
         runs: 0,
     };
-    match place(c, customer, &mut tried.runs) {
+    match place(c, customer, span_ms, &mut tried.runs) {
         Ok((plan, sim)) => {
             let full = story(customer);
             let simulated = story(&sim.entries);
             let alignment = align(&full, &simulated);
-            tried.divergence = alignment.divergence;
+            // Evidence with no log (a capture alone) is judged by its end state only.
+            tried.divergence = alignment.divergence.filter(|_| !full.is_empty());
             tried.explained = explained(&full, &simulated);
             tried.misses = plan_misses(&plan, &sim);
             tried.text = plan.to_toml();
@@ -132,8 +140,12 @@ fn plan_misses(plan: &Plan, sim: &Sim) -> Vec<String> {
 
 /// The candidate's final plan and run: anchored repairs placed one by one, then the
 /// flows, then the duration trimmed.
-fn place(c: &Candidate, customer: &[Entry], runs: &mut usize) -> Result<(Plan, Sim), String> {
-    let span = customer.last().map_or(0, |e| e.offset_ms);
+fn place(
+    c: &Candidate,
+    customer: &[Entry],
+    span: i64,
+    runs: &mut usize,
+) -> Result<(Plan, Sim), String> {
     let horizon = u64::try_from(span).unwrap_or(0) + HORIZON_MS;
     let full = story(customer);
     let skeleton: Vec<Step> = full.iter().filter(|s| !is_flow(s)).cloned().collect();
@@ -161,6 +173,8 @@ fn place(c: &Candidate, customer: &[Entry], runs: &mut usize) -> Result<(Plan, S
     // Flows: after the customer step they follow, as far after it as in the log, before
     // the next one.
     if !c.flows.is_empty() {
+        let before_flows = plan.clone();
+        let mut placed: Vec<(usize, u64, u64)> = Vec::new();
         let simulated = story(&sim.entries);
         let alignment = align(&skeleton, &simulated);
         let mut last = 0u64;
@@ -174,9 +188,11 @@ fn place(c: &Candidate, customer: &[Entry], runs: &mut usize) -> Result<(Plan, S
                     .find(|(l, _)| *l == k)
                     .map(|&(_, r)| (r, at(&sim, &simulated[r])))
             };
+            let mut floor = 1;
             let mut t = match before.and_then(|k| matched(k).map(|m| (k, m))) {
                 Some((k, (r, t_sim))) => {
                     let delta = flow.offset_ms - customer[skeleton[k].index].offset_ms;
+                    floor = t_sim + 1;
                     let mut t = t_sim + u64::try_from(delta).unwrap_or(0).max(1);
                     // Before whatever the simulation does next (a retry round the
                     // customer's log does not show before this flow).
@@ -192,6 +208,7 @@ fn place(c: &Candidate, customer: &[Entry], runs: &mut usize) -> Result<(Plan, S
             }
             t = t.max(last + 1);
             last = t;
+            placed.push((flow.entry, t, floor));
             insert_event(
                 &mut plan,
                 t,
@@ -205,6 +222,55 @@ fn place(c: &Candidate, customer: &[Entry], runs: &mut usize) -> Result<(Plan, S
         plan.duration_ms = plan.duration_ms.max(last + TAIL_MS);
         sim = simulate(&plan)?;
         *runs += 1;
+        // An app resolves its host and opens TCP before the client logs its verdict:
+        // move each connect earlier by that lag, so the verdict lands where the
+        // customer's log has it.
+        let simulated = story(&sim.entries);
+        let alignment = align(&full, &simulated);
+        let mut lags = Vec::new();
+        for &(entry, t, _) in &placed {
+            let k = full.iter().position(|s| s.index == entry);
+            let aligned = k
+                .and_then(|k| alignment.matched.iter().find(|(l, _)| *l == k))
+                .map(|&(_, r)| at(&sim, &simulated[r]).saturating_sub(t));
+            // Not aligned (it landed after the run's next step): the first verdict of
+            // its meaning at or after its connect.
+            let lag = aligned.or_else(|| {
+                let meaning = &full[k?].meaning;
+                simulated
+                    .iter()
+                    .filter(|s| s.meaning == *meaning)
+                    .map(|s| at(&sim, s))
+                    .find(|&v| v >= t)
+                    .map(|v| v - t)
+            });
+            lags.push(lag);
+        }
+        let known: Vec<u64> = lags.iter().flatten().copied().collect();
+        let typical = known.get(known.len() / 2).copied().unwrap_or(0);
+        if lags.iter().any(|l| l.unwrap_or(typical) > 0) {
+            plan = before_flows;
+            let mut last = 0u64;
+            for (flow, (&(_, t, floor), lag)) in c.flows.iter().zip(placed.iter().zip(&lags)) {
+                let t = t
+                    .saturating_sub(lag.unwrap_or(typical))
+                    .max(floor)
+                    .max(last + 1);
+                last = t;
+                insert_event(
+                    &mut plan,
+                    t,
+                    PlanEvent::Connect {
+                        process: flow.process.clone(),
+                        target: flow.target.clone(),
+                        via_proxy: flow.via_proxy,
+                    },
+                );
+            }
+            plan.duration_ms = plan.duration_ms.max(last + TAIL_MS);
+            sim = simulate(&plan)?;
+            *runs += 1;
+        }
     }
     // Trim: just after the last step the customer shows, before the simulation's next one.
     let simulated = story(&sim.entries);

@@ -167,6 +167,20 @@ impl Event {
     /// A step the simulated agent writes that a real client's log may not show at every
     /// verbosity: a comparison may pass over it on the simulated side.
     pub fn skippable(&self) -> bool {
+        self.optional()
+            || matches!(
+                self,
+                Event::Resolved { .. }
+                    | Event::ConnectFailed { .. }
+                    | Event::HandshakeFailed { .. }
+            )
+    }
+
+    /// A detail step a customer's log may show that the simulated agent need not write
+    /// (the curl error before a failed resolution, the address line...): a comparison
+    /// passes over it, unexplained, when the run does not show it. A resolution, a
+    /// failure to connect or a handshake failure the customer's log shows must be there.
+    pub fn optional(&self) -> bool {
         matches!(
             self,
             Event::Connecting { proxy: None, .. }
@@ -617,8 +631,10 @@ pub struct Step {
     pub line: usize,
     /// [`Event::meaning`].
     pub meaning: String,
-    /// [`Event::skippable`].
+    /// [`Event::skippable`]: the simulated side may pass over it.
     pub skippable: bool,
+    /// [`Event::optional`]: the customer's side may pass over it.
+    pub optional: bool,
     /// A PoP-selection step (the story's opening).
     pub opening: bool,
 }
@@ -640,6 +656,7 @@ pub fn story(entries: &[Entry]) -> Vec<Step> {
             line: entry.line,
             meaning,
             skippable: event.skippable(),
+            optional: event.optional(),
             opening: matches!(
                 event,
                 Event::Connecting { .. }
@@ -701,9 +718,19 @@ pub fn align(left: &[Step], right: &[Step]) -> Alignment {
             }
             // A detail step of the customer's that the run does not write (its client
             // logs more at this verbosity) is passed over, unexplained.
-            None if step.skippable => {}
+            None if step.optional => {}
             None => {
-                let shown = right[j..].iter().find(|r| !r.skippable).or(right.get(j));
+                // Show the run's step of the same kind (its resolution for a
+                // resolution...), else the one that stopped the search.
+                let kind = |m: &str| m.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let rest = right.get(j..).unwrap_or_default();
+                let stop = rest.iter().position(|r| !r.skippable).unwrap_or(rest.len());
+                let shown = rest
+                    .iter()
+                    .take(stop + 1)
+                    .find(|r| kind(&r.meaning) == kind(&step.meaning))
+                    .or(rest.get(stop))
+                    .or(rest.first());
                 return Alignment {
                     matched,
                     divergence: Some(Divergence {
