@@ -61,6 +61,20 @@ struct Has {
     control_plane: bool,
 }
 
+/// A scenario's `duration`: a duration of at most [`MAX_DURATION`].
+fn run_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration `{text}` is longer than {}, the longest run a scenario may ask for; \
+             write at most \"{}\" (split a longer story into several scenarios)",
+            format_duration(MAX_DURATION),
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
 /// `2019-10-14T11:40:40Z`, the default `clock`.
 const DEFAULT_CLOCK_UNIX_MS: i64 = 1_571_053_240_000;
 
@@ -72,7 +86,7 @@ impl Source<'_> {
         };
         let name = self.check(name, |s| text_value(s, "name", "a short title"))?;
         let duration = self
-            .opt(&raw.duration, parse_duration)?
+            .opt(&raw.duration, run_duration)?
             .unwrap_or(DEFAULT_DURATION);
         let clock_unix_ms = match &raw.clock {
             None => DEFAULT_CLOCK_UNIX_MS,

@@ -538,6 +538,8 @@ impl ClientVersion {
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(20);
 /// Default `duration`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
+/// The longest `duration` a scenario may ask for (contract v2): one simulated day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Default `clock`.
 pub const DEFAULT_CLOCK: &str = "2019-10-14T11:40:40Z";
 /// Default delay of `slow_answer` without `:DURATION`.

@@ -49,7 +49,7 @@ pub(super) struct RawScenario {
     /// Seed of every random choice. The same seed gives a byte-identical log and pcap. Default:
     /// `0`.
     pub seed: Option<u64>,
-    /// Simulated time to run. Default: `"60s"`.
+    /// Simulated time to run, at most `"24h"`. Default: `"60s"`.
     #[schemars(with = "Option<DurationText>")]
     pub duration: S,
     /// Simulated wall clock at t = 0, used for log timestamps and certificate validity.

@@ -392,3 +392,22 @@ process = "chrome.exe"
 host = "www.box.com"
 verdict = "tunneled"     # "tunneled" | "bypassed" | "direct" | "blocked"
 "#;
+
+/// A run is at most a day (contract v2): 24h loads, a nanosecond more is bad input at
+/// the value, and so is a run that would never end.
+#[test]
+fn duration_is_at_most_a_day() {
+    let at = |d: &str| load(&format!("name = 'm'\nduration = '{d}'\n{}", &MINIMAL[11..]));
+    assert_eq!(at("24h").map(|s| s.duration).ok(), Some(MAX_DURATION));
+    assert_eq!(at("1440m").map(|s| s.duration).ok(), Some(MAX_DURATION));
+    for long in ["24.000000001h", "86401s", "999999999h"] {
+        let err = fail(at(long));
+        let text = err.to_string();
+        assert!(text.contains(":2:12"), "{text}");
+        assert!(
+            text.contains(&format!("duration `{long}` is longer than 24h")),
+            "{text}"
+        );
+        assert!(text.contains("write at most \"24h\""), "{text}");
+    }
+}

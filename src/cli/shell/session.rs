@@ -29,7 +29,7 @@ pub const MAX_STEP: Duration = Duration::from_secs(3600);
 /// `run until` gives up after this much simulated time unless `within` says otherwise.
 pub const DEFAULT_UNTIL_CAP: Duration = Duration::from_secs(600);
 /// The latest simulated time a session may reach.
-pub const MAX_TIME: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_TIME: Duration = crate::scenario::MAX_DURATION;
 
 /// The comment above the first event a session adds.
 const FIRST_COMMENT: &str = "# Added by steerlab shell:";
