@@ -155,3 +155,55 @@ fn the_man_page_names_the_subcommands() {
     assert!(dir.join("steerlab-log-compare.1").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn jobs_give_the_same_output_and_exit_code_in_the_same_order() {
+    let miss = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(HAPPY))
+        .unwrap()
+        .replace("gateway = \"nyc1\"", "gateway = \"fra1\"");
+    let miss = temp("jobs-miss.toml", &miss);
+    let files = [
+        "scenarios/failover/primary-blocked-backup.toml",
+        miss.to_str().unwrap(),
+        HAPPY,
+        "scenarios/steering/cloud-apps-managed-tunneled.toml",
+    ];
+    let run = |jobs: &str| {
+        let mut args = vec!["run", "--jobs", jobs];
+        args.extend(files);
+        steerlab(&args)
+    };
+    let one = run("1");
+    assert_eq!(
+        one.status.code(),
+        Some(1),
+        "one file misses its expectation"
+    );
+    let names: Vec<&str> = ["Primary", "DoH happy path", "DoH happy path", "Cloud apps"].to_vec();
+    // The wall time of each run differs from run to run; the rest is the same.
+    let untimed = |bytes: &[u8]| -> String {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| l.split(" simulated in ").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let stdout = untimed(&one.stdout);
+    let mut at = 0;
+    for name in names {
+        let found = stdout[at..].find(name).map(|i| i + at);
+        assert!(found.is_some(), "{name} missing or out of order:\n{stdout}");
+        at = found.unwrap_or(at) + 1;
+    }
+    for jobs in ["2", "3"] {
+        let many = run(jobs);
+        assert_eq!(many.status.code(), one.status.code(), "--jobs {jobs}");
+        assert_eq!(
+            untimed(&many.stdout),
+            stdout,
+            "--jobs {jobs} prints what --jobs 1 prints"
+        );
+    }
+    let zero = steerlab(&["run", "--jobs", "0", HAPPY]);
+    assert_eq!(zero.status.code(), Some(2), "--jobs 0 is bad input");
+}

@@ -31,7 +31,8 @@ use std::time::Duration;
 use agent::core::steer::{FlowInfo, Verdict as AgentVerdict};
 use agent::core::{BACKOFF_CAP, KEEPALIVE_TIMEOUT, TUNNEL_CONNECT_TIMEOUT};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use steerlab::report::RunReport;
 use steerlab::scenario::{self, EventAction, FirewallPlace, Rule, Scenario, TunnelState, Verdict};
 use steerlab::world::{self, path::Transport, path::Verdict as PathVerdict};
@@ -85,59 +86,92 @@ fn cases_from_env(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// Runs `cases` generated cases from the RNG seed `rng_seed`; on a failure, shrinks it,
-/// writes the scenario file and panics with it.
+/// Runs `cases` generated cases from the RNG seed `rng_seed`, on every core
+/// (`world::run_many`, as `run --jobs` does); on a failure, shrinks the first failing
+/// case on this thread, writes the scenario file and panics with it.
 fn swarm(rng_seed: u64, cases: u32) {
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: 48,
-        ..Config::default()
-    };
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&rng_seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new_with_rng(config, rng);
+    let strategy = case_strategy();
+    let mut trees = Vec::new();
+    for _ in 0..cases {
+        match strategy.new_tree(&mut runner) {
+            Ok(tree) => trees.push(tree),
+            Err(why) => panic!("swarm could not generate a case: {why}"),
+        }
+    }
     let progress = std::env::var_os("SWARM_PROGRESS").is_some();
-    let calls = std::sync::atomic::AtomicUsize::new(0);
-    let result = runner.run(&case_strategy(), |case| {
+    let generated: Vec<(usize, Case)> = trees.iter().map(|t| t.current()).enumerate().collect();
+    let results = world::run_many(world::default_jobs(), generated, |(n, case)| {
         #[allow(
             clippy::disallowed_methods,
             reason = "wall time of a case, for progress"
         )]
         let started = std::time::Instant::now();
-        let result = check_case(&case).map_err(|f| TestCaseError::fail(f.to_string()));
+        let result = check_case(&case);
         if progress {
-            let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let verdict = if result.is_ok() { "ok" } else { "FAILED" };
             eprintln!(
-                "swarm {rng_seed:#x} run {n}: seed {} {verdict} in {:.1}s",
+                "swarm {rng_seed:#x} case {}: seed {} {verdict} in {:.1}s",
+                n + 1,
                 case.seed,
                 started.elapsed().as_secs_f64()
             );
         }
-        result
+        result.err()
     });
     eprintln!("swarm {rng_seed:#x}: {}", Stats::summary());
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, case)) => {
-            let failure = check_case(&case).err().unwrap_or(Failure {
-                invariant: "flaky",
-                detail: format!("failed once, passed on a re-run: {reason}"),
-                expect: None,
-            });
-            let (file, text) = write_failure(&case, &failure);
-            panic!(
-                "swarm invariant `{}` broken:\n{}\n--- scenario ({})\n{text}\nreproduce: cargo run -- run {}",
-                failure.invariant,
-                failure.detail,
-                file.display(),
-                file.display()
-            );
+    let Some((first, failure)) = results
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, f)| f.map(|f| (i, f)))
+    else {
+        return;
+    };
+    let (case, failure) = shrink(&mut trees[first], failure);
+    let (file, text) = write_failure(&case, &failure);
+    panic!(
+        "swarm invariant `{}` broken:\n{}\n--- scenario ({})\n{text}\nreproduce: cargo run -- run {}",
+        failure.invariant,
+        failure.detail,
+        file.display(),
+        file.display()
+    );
+}
+
+/// At most this many simplifications of a failing case.
+const MAX_SHRINK_ITERS: u32 = 48;
+
+/// Simplifies a failing case while it keeps failing (proptest's shrink: simplify after
+/// a failure, complicate after a pass); returns the simplest failing case found.
+fn shrink(tree: &mut impl ValueTree<Value = Case>, failure: Failure) -> (Case, Failure) {
+    let mut best = (tree.current(), failure);
+    let mut passed = false;
+    for _ in 0..MAX_SHRINK_ITERS {
+        let moved = if passed {
+            tree.complicate()
+        } else {
+            tree.simplify()
+        };
+        if !moved {
+            break;
         }
-        Err(TestError::Abort(why)) => panic!("swarm aborted: {why}"),
+        let case = tree.current();
+        match check_case(&case) {
+            Err(f) => {
+                best = (case, f);
+                passed = false;
+            }
+            Ok(()) => passed = true,
+        }
     }
+    best
 }
 
 // ---------------------------------------------------------------------------------------

@@ -53,9 +53,10 @@ pub fn diagnose(args: &DiagnoseArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let jobs = args.jobs.filter(|&n| n > 0).unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let jobs = args
+        .jobs
+        .filter(|&n| n > 0)
+        .unwrap_or_else(crate::world::default_jobs);
     if std::io::stderr().is_terminal() {
         eprintln!(
             "diagnose: reading the evidence and simulating the candidates on {jobs} thread(s)..."

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Use this seed instead of the scenario's.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Run this many scenario files at once (default: the number of cores). Output and
+    /// exit code are the same as with `--jobs 1`, in the same order.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 /// What became of one scenario file.
@@ -64,12 +68,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     let several = files.len() > 1;
     let progress = Progress::new(several, files.len());
+    let jobs = args.jobs.map_or_else(world::default_jobs, usize::from);
     let mut results = Vec::new();
-    for file in &files {
-        progress.start(file);
-        results.push(run_one(file, args, several, &progress));
-        progress.done();
-    }
+    // Worlds run side by side; what they print and write is done here, file by file in
+    // order, so the output is the same whatever the number of jobs.
+    world::run_many_each(
+        jobs,
+        files.clone(),
+        |file| {
+            progress.start(&file);
+            simulate(&file, args)
+        },
+        |i, simulated| {
+            results.push(finish(&files[i], simulated, args, several, &progress));
+            progress.done();
+        },
+    );
     progress.finish();
     let bad = results
         .iter()
@@ -97,15 +111,26 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn run_one(file: &Path, args: &RunArgs, several: bool, progress: &Progress) -> Result {
+/// One file's simulation, before anything is printed or written.
+enum Simulated {
+    /// It could not be loaded or built: what to print on stderr.
+    BadInput(String),
+    Ran(Box<Ran>),
+}
+
+struct Ran {
+    scenario: Scenario,
+    report: RunReport,
+    recorder: Option<Recorder>,
+    tap: Option<world::tap::HostTap>,
+}
+
+/// Loads and simulates one file (on any thread; prints nothing).
+fn simulate(file: &Path, args: &RunArgs) -> Simulated {
     let scenario = match scenario::load_file(file) {
         Ok(s) => s,
-        Err(e) => {
-            progress.quiet(|| eprintln!("{e}"));
-            return Result::BadInput;
-        }
+        Err(e) => return Simulated::BadInput(e.to_string()),
     };
-    progress.named(&scenario.name);
     let recorder =
         (args.pcap.is_some() || args.report.is_some()).then(|| Recorder::new(scenario.client.ip));
     let tap = args.pcap_hosts.is_some().then(world::tap::HostTap::new);
@@ -113,13 +138,39 @@ fn run_one(file: &Path, args: &RunArgs, several: bool, progress: &Progress) -> R
         endpoint: recorder.clone(),
         hosts: tap.clone(),
     };
-    let report = match world::run_capturing(&scenario, args.seed, captures) {
-        Ok(r) => r,
-        Err(e) => {
-            progress.quiet(|| eprintln!("error: {}: {e}", file.display()));
+    match world::run_capturing(&scenario, args.seed, captures) {
+        Ok(report) => Simulated::Ran(Box::new(Ran {
+            scenario,
+            report,
+            recorder,
+            tap,
+        })),
+        Err(e) => Simulated::BadInput(format!("error: {}: {e}", file.display())),
+    }
+}
+
+/// Prints and writes what one file's simulation gave (on the calling thread, in order).
+fn finish(
+    file: &Path,
+    simulated: Simulated,
+    args: &RunArgs,
+    several: bool,
+    progress: &Progress,
+) -> Result {
+    let ran = match simulated {
+        Simulated::BadInput(message) => {
+            progress.quiet(|| eprintln!("{message}"));
             return Result::BadInput;
         }
+        Simulated::Ran(ran) => ran,
     };
+    let Ran {
+        scenario,
+        report,
+        recorder,
+        tap,
+    } = *ran;
+    progress.named(&scenario.name);
     if let (Some(dir), Some(tap)) = (&args.pcap_hosts, &tap)
         && let Err(e) = write_host_captures(dir, &scenario, &report, tap, several)
     {

@@ -5,8 +5,6 @@
 //! Candidates run in parallel, one per core.
 
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::hypotheses::Candidate;
 use super::plan::{Plan, PlanEvent};
@@ -49,26 +47,8 @@ pub fn search(
     span_ms: i64,
     jobs: usize,
 ) -> Vec<Tried> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Tried>> = Mutex::new(Vec::new());
-    let jobs = jobs.clamp(1, candidates.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(c) = candidates.get(i) else { break };
-                    let tried = evaluate(i, c, customer, span_ms);
-                    if let Ok(mut r) = results.lock() {
-                        r.push(tried);
-                    }
-                }
-            });
-        }
-    });
-    let mut out = results.into_inner().unwrap_or_default();
-    out.sort_by_key(|t| t.index);
-    out
+    let items: Vec<(usize, &Candidate)> = candidates.iter().enumerate().collect();
+    world::run_many(jobs, items, |(i, c)| evaluate(i, c, customer, span_ms))
 }
 
 struct Sim {

@@ -12,12 +12,14 @@
 //! - [`serve`]: serving routers, the resolver and gateways on turmoil hosts.
 //! - [`build`]: turning a scenario into hosts and zones.
 //! - [`tap`]: the capture at every host, read off turmoil's links between steps.
+//! - [`parallel`]: several worlds at once, results in order (`run --jobs`).
 
 pub mod apps;
 pub mod build;
 pub mod inspect;
 pub mod net;
 pub mod pac;
+pub mod parallel;
 pub mod path;
 pub mod pki;
 pub mod portal;
@@ -30,6 +32,8 @@ pub mod timeline;
 pub mod udp;
 
 use std::time::Duration;
+
+pub use parallel::{default_jobs, run_many, run_many_each};
 
 pub use build::{
     Captures, WorldError, proxy_resolution, run, run_capturing, run_with,
