@@ -122,6 +122,14 @@ pub struct Facts {
     pub successes: Vec<(String, usize)>,
     /// Entries where the tunnel came up.
     pub connects: Vec<usize>,
+    /// The host (empty when the line does not say) and protocol each of `connects` came
+    /// up to.
+    pub connected_to: Vec<(String, String)>,
+    /// How the DoH server answered when it answered but not with an address: a
+    /// `dns.doh_behaviour` (`servfail`, `empty`, `http_NNN`, `malformed`).
+    pub doh_answer: Option<String>,
+    /// Each entry's time, in ms from the first entry.
+    pub offsets_ms: Vec<i64>,
 }
 
 /// Reads the facts of `ev`.
@@ -137,6 +145,10 @@ pub fn gather(ev: &Evidence) -> Facts {
             entry: i,
             text: text.to_string(),
         };
+        f.offsets_ms.push(entry.offset_ms);
+        if f.doh_answer.is_none() {
+            f.doh_answer = doh_answer(&entry.message);
+        }
         let lower = entry.message.to_ascii_lowercase();
         if lower.contains("mtu") || lower.contains("fragment") || lower.contains("message too long")
         {
@@ -223,6 +235,10 @@ pub fn gather(ev: &Evidence) -> Facts {
                 }
                 f.first_connected.get_or_insert(i);
                 f.connects.push(i);
+                f.connected_to.push((
+                    f.connected_host.clone().unwrap_or_default(),
+                    f.tunnel.clone(),
+                ));
                 f.resolved_by = last_resolved.clone();
             }
             Event::HandshakeFailed {
@@ -333,6 +349,33 @@ pub fn gather(ev: &Evidence) -> Facts {
         super::capture::add_facts(&mut f, name, packets);
     }
     f
+}
+
+/// The `dns.doh_behaviour` a DoH answer line shows: the DoH server answered, but not
+/// with the gateway's address (`EDNS answer for H: rcode Server Failure`, `... no
+/// address in the answer`, `SSL resolve EDNS request returned HTTP status 403`, `EDNS
+/// answer unusable: ...`).
+fn doh_answer(message: &str) -> Option<String> {
+    if let Some(rest) = message
+        .split("SSL resolve EDNS request returned HTTP status ")
+        .nth(1)
+    {
+        let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return (code.len() == 3).then(|| format!("http_{code}"));
+    }
+    if message.starts_with("EDNS answer unusable") {
+        return Some("malformed".into());
+    }
+    let answer = message.strip_prefix("EDNS answer for ")?;
+    let (_, what) = answer.split_once(": ")?;
+    let what = what.to_ascii_lowercase();
+    if what.contains("no address") {
+        Some("empty".into())
+    } else if what.contains("server failure") || what.contains("servfail") {
+        Some("servfail".into())
+    } else {
+        None
+    }
 }
 
 /// A flow whose address is a private `ip:port` on a port other than 80 and 443 while its

@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use agent::core::KEEPALIVE_TIMEOUT;
+
 use super::evidence::Evidence;
 use super::facts::{Facts, connect_through_proxy, is_backup};
 use super::plan::{ExpectFlow, Plan, PlanEvent, PlanPop};
@@ -69,6 +71,8 @@ pub struct Anchored {
     pub after_entry: usize,
     /// What happens then.
     pub event: PlanEvent,
+    /// How long after that step (at least 1 ms).
+    pub delay_ms: u64,
 }
 
 /// One candidate explanation.
@@ -170,7 +174,25 @@ fn resolution(f: &Facts, c: &mut Candidate) {
         }
     }
     let doh: Vec<usize> = f.doh_failures.iter().map(|(s, _)| s.entry).collect();
-    if let Some((first, code)) = f.doh_failures.first() {
+    if let Some(answer) = &f.doh_answer {
+        c.plan.doh_behaviour = Some(answer.clone());
+        if let Some(code) = answer.strip_prefix("http_").filter(|c| c.starts_with('4')) {
+            cause(
+                c,
+                "doh-blocked",
+                &format!("DoH to dns.google is answered HTTP {code} (a filter on the way)"),
+            );
+        } else {
+            let what = match answer.as_str() {
+                "servfail" => "SERVFAIL".to_string(),
+                "empty" => "no address".to_string(),
+                "malformed" => "a body that is not a DNS message".to_string(),
+                other => other.replace("http_", "HTTP "),
+            };
+            c.assumptions
+                .push(format!("dns.google answers the gateway's name with {what}"));
+        }
+    } else if let Some((first, code)) = f.doh_failures.first() {
         let _ = first;
         let natural = proxy_only || captive || inspected && code == "60";
         if !natural {
@@ -199,6 +221,7 @@ fn resolution(f: &Facts, c: &mut Candidate) {
                         c.anchored.push(Anchored {
                             after_entry: after,
                             event: PlanEvent::Repair("doh".into()),
+                            delay_ms: 1,
                         });
                     }
                 }
@@ -219,6 +242,7 @@ fn resolution(f: &Facts, c: &mut Candidate) {
             c.anchored.push(Anchored {
                 after_entry: after,
                 event: PlanEvent::Repair("ldns".into()),
+                delay_ms: 1,
             });
         }
     }
@@ -321,7 +345,12 @@ fn udp_blocked(f: &Facts, c: &mut Candidate) {
     } else {
         "block udp/443"
     };
-    c.plan.perimeter_firewall.push(rule.into());
+    let failed: Vec<usize> = f.dtls_failures.iter().map(|(s, _)| s.entry).collect();
+    let faults = fault_entries(f, Cut::Dtls, &failed);
+    match onset(f, Cut::Dtls, &faults) {
+        None => c.plan.perimeter_firewall.push(rule.into()),
+        at => begin(c, at, vec![PlanEvent::Rule("perimeter", rule.into())]),
+    }
     cause(
         c,
         "udp-443-blocked",
@@ -334,6 +363,91 @@ fn dtls_mtu(_: &Facts, c: &mut Candidate) {
     cause(c, "dtls-mtu", "the path carries at most 1000-byte packets");
 }
 
+/// Which tunnels a fault cuts: the primary's or gateway-backup's (by host), or DTLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Primary,
+    Backup,
+    Dtls,
+}
+
+impl Cut {
+    fn covers(self, host: &str, proto: &str) -> bool {
+        match self {
+            Cut::Primary => !is_backup(host),
+            Cut::Backup => is_backup(host),
+            Cut::Dtls => proto == "DTLS",
+        }
+    }
+}
+
+/// The entries showing a fault on `cut`: its failed connects (`failures`), and the
+/// keepalive timeouts of tunnels it covers that were up.
+fn fault_entries(f: &Facts, cut: Cut, failures: &[usize]) -> Vec<usize> {
+    let mut out = failures.to_vec();
+    for d in &f.disconnects {
+        let up = f.connects.iter().rposition(|&e| e < d.entry);
+        if let Some((host, proto)) = up.and_then(|k| f.connected_to.get(k))
+            && cut.covers(host, proto)
+        {
+            out.push(d.entry);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// When a fault begins. `None`: before the agent starts (the evidence never shows the
+/// path working). Otherwise the tunnel the fault cuts was up before the fault's first
+/// evidence: the fault begins after that connect (its entry), as long after it as the
+/// evidence says — a keepalive timeout shows up [`KEEPALIVE_TIMEOUT`] after the last
+/// answered keepalive.
+fn onset(f: &Facts, cut: Cut, faults: &[usize]) -> Option<(usize, u64)> {
+    let &first = faults.first()?;
+    let k = f.connects.iter().rposition(|&e| e < first)?;
+    let (host, proto) = f.connected_to.get(k)?;
+    if !cut.covers(host, proto) {
+        return None;
+    }
+    let up = f.connects[k];
+    let time = |e: usize| f.offsets_ms.get(e).copied().unwrap_or(0);
+    let keepalive = f.disconnects.iter().any(|d| d.entry == first);
+    let lead = if keepalive {
+        i64::try_from(KEEPALIVE_TIMEOUT.as_millis()).unwrap_or(i64::MAX)
+    } else {
+        0
+    };
+    let delay = (time(first) - time(up)).saturating_sub(lead).max(1);
+    Some((up, u64::try_from(delay).unwrap_or(1)))
+}
+
+/// Adds `events` at 0, or anchored at the fault's onset.
+fn begin(c: &mut Candidate, at: Option<(usize, u64)>, events: Vec<PlanEvent>) {
+    for event in events {
+        match at {
+            None => c.plan.events.push((0, event)),
+            Some((after_entry, delay_ms)) => c.anchored.push(Anchored {
+                after_entry,
+                event,
+                delay_ms,
+            }),
+        }
+    }
+}
+
+/// The repair of a fault on `cut`: when a tunnel it covers comes up after the fault's
+/// first evidence, right after the last evidence before that.
+fn repair_after(f: &Facts, cut: Cut, faults: &[usize]) -> Option<usize> {
+    let &first = faults.first()?;
+    let back = f
+        .connects
+        .iter()
+        .zip(&f.connected_to)
+        .find(|&(&e, (host, proto))| e > first && cut.covers(host, proto))
+        .map(|(&e, _)| e)?;
+    last_before(faults, back)
+}
+
 fn gateway_unreachable(f: &Facts, c: &mut Candidate) {
     let refused = f
         .tls_failures
@@ -341,35 +455,52 @@ fn gateway_unreachable(f: &Facts, c: &mut Candidate) {
         .any(|(s, h)| !is_backup(h) && s.text.contains("refused"));
     let pop = c.plan.pops.first().map(|p| (p.name.clone(), p.ip.clone()));
     let Some((name, ip)) = pop else { return };
+    let failed: Vec<usize> = f
+        .tls_failures
+        .iter()
+        .filter(|(_, h)| !is_backup(h))
+        .map(|(s, _)| s.entry)
+        .collect();
+    let faults = fault_entries(f, Cut::Primary, &failed);
+    let at = onset(f, Cut::Primary, &faults);
     if refused {
-        c.plan
-            .perimeter_firewall
-            .push(format!("reset tcp/443 to {ip}"));
-        c.plan
-            .perimeter_firewall
-            .push(format!("reset udp/443 to {ip}"));
+        let rules = [
+            format!("reset tcp/443 to {ip}"),
+            format!("reset udp/443 to {ip}"),
+        ];
+        if at.is_none() {
+            c.plan.perimeter_firewall.extend(rules);
+        } else {
+            let events = rules
+                .into_iter()
+                .map(|r| PlanEvent::Rule("perimeter", r))
+                .collect();
+            begin(c, at, events);
+        }
         cause(
             c,
             "gateway-unreachable",
             &format!("the perimeter refuses {ip}"),
         );
     } else {
-        c.plan.events.push((0, PlanEvent::Partition(name.clone())));
-        cause(c, "gateway-unreachable", &format!("{ip} does not answer"));
-    }
-    if let Some(success) = f.first_connected.filter(|_| !f.failover)
-        && let Some(after) = last_before(
-            &f.tls_failures
-                .iter()
-                .map(|(s, _)| s.entry)
-                .collect::<Vec<_>>(),
-            success,
-        )
-    {
-        c.anchored.push(Anchored {
-            after_entry: after,
-            event: PlanEvent::Repair(name),
-        });
+        begin(c, at, vec![PlanEvent::Partition(name.clone())]);
+        let when = if at.is_some() {
+            " from mid-session"
+        } else {
+            ""
+        };
+        cause(
+            c,
+            "gateway-unreachable",
+            &format!("{ip} does not answer{when}"),
+        );
+        if let Some(after) = repair_after(f, Cut::Primary, &faults) {
+            c.anchored.push(Anchored {
+                after_entry: after,
+                event: PlanEvent::Repair(name),
+                delay_ms: 1,
+            });
+        }
     }
 }
 
@@ -378,17 +509,25 @@ fn backup_unreachable(f: &Facts, c: &mut Candidate) {
         .tls_failures
         .iter()
         .any(|(s, h)| is_backup(h) && s.text.contains("refused"));
+    let failed: Vec<usize> = f
+        .tls_failures
+        .iter()
+        .filter(|(_, h)| is_backup(h))
+        .map(|(s, _)| s.entry)
+        .collect();
+    let faults = fault_entries(f, Cut::Backup, &failed);
+    let at = onset(f, Cut::Backup, &faults);
     if refused {
         if let Some((ip, _)) = &c.plan.backup {
-            let ip = ip.clone();
-            c.plan
-                .perimeter_firewall
-                .push(format!("reset tcp/443 to {ip}"));
+            let rule = format!("reset tcp/443 to {ip}");
+            if at.is_none() {
+                c.plan.perimeter_firewall.push(rule);
+            } else {
+                begin(c, at, vec![PlanEvent::Rule("perimeter", rule)]);
+            }
         }
     } else {
-        c.plan
-            .events
-            .push((0, PlanEvent::Partition("backup".into())));
+        begin(c, at, vec![PlanEvent::Partition("backup".into())]);
     }
     cause(
         c,
@@ -485,6 +624,7 @@ fn captive_portal(f: &Facts, c: &mut Candidate) {
         c.anchored.push(Anchored {
             after_entry: portal,
             event: PlanEvent::Login,
+            delay_ms: 1,
         });
     }
 }

@@ -20,6 +20,8 @@ pub enum PlanEvent {
     Partition(String),
     Repair(String),
     Login,
+    /// A firewall rule added at run time: (`"host"` | `"perimeter"`, rule).
+    Rule(&'static str, String),
     Connect {
         process: String,
         target: String,
@@ -299,6 +301,9 @@ impl Plan {
                 }
                 PlanEvent::Login => {
                     let _ = writeln!(w, "do = \"login\"");
+                }
+                PlanEvent::Rule(place, rule) => {
+                    let _ = writeln!(w, "do = \"rule\"\nwhere = {}\nrule = {}", q(place), q(rule));
                 }
                 PlanEvent::Connect {
                     process,

@@ -146,7 +146,7 @@ fn place(
             a.after_entry,
         )
         .unwrap_or_else(|| customer_ms(customer, a.after_entry));
-        insert_event(&mut plan, t + 1, a.event.clone());
+        insert_event(&mut plan, t + a.delay_ms.max(1), a.event.clone());
         sim = simulate(&plan)?;
         *runs += 1;
     }
