@@ -128,6 +128,8 @@ pub struct Facts {
     /// How the DoH server answered when it answered but not with an address: a
     /// `dns.doh_behaviour` (`servfail`, `empty`, `http_NNN`, `malformed`).
     pub doh_answer: Option<String>,
+    /// The client held a flow to a shared address for its SNI (`SNI check: held flow`).
+    pub sni_check: bool,
     /// Each entry's time, in ms from the first entry.
     pub offsets_ms: Vec<i64>,
 }
@@ -146,6 +148,9 @@ pub fn gather(ev: &Evidence) -> Facts {
             text: text.to_string(),
         };
         f.offsets_ms.push(entry.offset_ms);
+        if entry.message.contains("SNI check: held flow") {
+            f.sni_check = true;
+        }
         if f.doh_answer.is_none() {
             f.doh_answer = doh_answer(&entry.message);
         }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use agent::core::KEEPALIVE_TIMEOUT;
 
 use super::evidence::Evidence;
-use super::facts::{Facts, connect_through_proxy, is_backup};
+use super::facts::{Facts, Flow, connect_through_proxy, is_backup};
 use super::plan::{ExpectFlow, Plan, PlanEvent, PlanPop};
 use crate::scenario::Scenario;
 
@@ -100,6 +100,8 @@ pub struct FlowPlan {
     pub process: String,
     pub target: String,
     pub via_proxy: bool,
+    /// Sent as UDP: a media port (STUN/TURN, Zoom, Meet) that apps use over UDP.
+    pub udp: bool,
 }
 
 /// Candidates for `facts`, most likely first.
@@ -537,31 +539,78 @@ fn backup_unreachable(f: &Facts, c: &mut Candidate) {
 }
 
 fn inspect_perimeter(f: &Facts, c: &mut Candidate) {
-    let rule = if f.doh_cert_failed {
-        "inspect tcp/443"
-    } else {
-        "inspect tcp/443 to *.goskope.com"
-    };
-    c.plan.perimeter_firewall.insert(0, rule.into());
+    let rules = inspect_rules(f, c);
+    let shown = rules.join("`, `");
+    for (k, rule) in rules.into_iter().enumerate() {
+        c.plan.perimeter_firewall.insert(k, rule);
+    }
     cause(
         c,
         "tls-inspection",
-        &format!("the perimeter firewall has `{rule}`"),
+        &format!("the perimeter firewall has `{shown}`"),
     );
 }
 
 fn inspect_host(f: &Facts, c: &mut Candidate) {
-    let rule = if f.doh_cert_failed {
-        "inspect tcp/443"
-    } else {
-        "inspect tcp/443 to *.goskope.com"
-    };
-    c.plan.host_firewall.insert(0, rule.into());
+    let rules = inspect_rules(f, c);
+    let shown = rules.join("`, `");
+    for (k, rule) in rules.into_iter().enumerate() {
+        c.plan.host_firewall.insert(k, rule);
+    }
     cause(
         c,
         "tls-inspection",
-        &format!("the host firewall (antivirus, EDR) has `{rule}`"),
+        &format!("the host firewall (antivirus, EDR) has `{shown}`"),
     );
+}
+
+/// What an inspecting firewall inspects: everything when DoH was inspected too, the
+/// failing PoPs' addresses when another PoP's tunnel came up, else every gateway.
+fn inspect_rules(f: &Facts, c: &Candidate) -> Vec<String> {
+    if f.doh_cert_failed {
+        return vec!["inspect tcp/443".into()];
+    }
+    let failed = failed_pops(f, c);
+    if failed.is_empty() {
+        return vec!["inspect tcp/443 to *.goskope.com".into()];
+    }
+    c.plan
+        .pops
+        .iter()
+        .filter(|p| failed.contains(&p.name))
+        .map(|p| format!("inspect tcp/443 to {}", p.ip))
+        .collect()
+}
+
+/// The PoPs of the plan whose handshakes failed, when the evidence names them (their
+/// `gateway-<pop>` host or their address) and another PoP's tunnel came up: the fault
+/// is theirs alone. Empty: every PoP's.
+fn failed_pops(f: &Facts, c: &Candidate) -> Vec<String> {
+    let up = f
+        .connected_host
+        .as_deref()
+        .filter(|h| f.tunnel != "down" && !is_backup(h));
+    let Some(up) = up else { return Vec::new() };
+    let names = |pop: &PlanPop, text: &str| {
+        text.contains(&format!("gateway-{}.", pop.name)) || text.contains(&pop.ip)
+    };
+    let failed: Vec<String> = c
+        .plan
+        .pops
+        .iter()
+        .filter(|pop| {
+            f.cert_failures
+                .iter()
+                .any(|(s, h)| !is_backup(h) && (names(pop, h) || names(pop, &s.text)))
+        })
+        .map(|pop| pop.name.clone())
+        .collect();
+    let up_failed = c
+        .plan
+        .pops
+        .iter()
+        .any(|pop| failed.contains(&pop.name) && names(pop, up));
+    if up_failed { Vec::new() } else { failed }
 }
 
 fn untrusted_cert(f: &Facts, c: &mut Candidate) {
@@ -570,8 +619,11 @@ fn untrusted_cert(f: &Facts, c: &mut Candidate) {
         .iter()
         .any(|(s, _)| s.text.to_ascii_lowercase().contains("expired"));
     let word = if expired { "expired" } else { "untrusted" };
+    let failed = failed_pops(f, c);
     for pop in &mut c.plan.pops {
-        pop.cert = Some(word);
+        if failed.is_empty() || failed.contains(&pop.name) {
+            pop.cert = Some(word);
+        }
     }
     if f.cert_failures.iter().any(|(_, h)| is_backup(h)) {
         let ip = c.plan.backup.as_ref().map(|b| b.0.clone());
@@ -620,9 +672,19 @@ fn captive_portal(f: &Facts, c: &mut Candidate) {
         "captive-portal",
         "the network redirects the web to a login portal",
     );
-    if let (Some(portal), Some(_)) = (f.captive_portal, f.connected_after(f.captive_portal)) {
+    // The user logged in after the last failed attempt before the tunnel came up.
+    if let (Some(portal), Some(up)) = (f.captive_portal, f.connected_after(f.captive_portal)) {
+        let failures = f
+            .tls_failures
+            .iter()
+            .chain(&f.cert_failures)
+            .chain(&f.dtls_failures)
+            .map(|(s, _)| s.entry)
+            .chain(f.disconnects.iter().map(|s| s.entry))
+            .filter(|&e| e < up);
+        let last = failures.max().unwrap_or(portal).max(portal);
         c.anchored.push(Anchored {
-            after_entry: portal,
+            after_entry: last,
             event: PlanEvent::Login,
             delay_ms: 1,
         });
@@ -890,13 +952,53 @@ fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
             p.origins.push((flow.host.clone(), ip));
         }
     }
+    if f.flows.iter().any(|x| {
+        x.verdict == "tunneled" && !connect_through_proxy(x) && flow_ip(x).is_some_and(is_private)
+    }) {
+        p.private_apps = true;
+    }
+    p.sni_check |= f.sni_check;
     if p.mode.is_none() {
         p.mode = ev
             .config
             .mode
             .clone()
-            .or_else(|| (!f.flows.is_empty()).then(|| "cloud-apps".into()));
+            .or_else(|| mode_from_flows(&f.flows).map(str::to_string));
     }
+}
+
+/// The destination address a flow line shows.
+fn flow_ip(flow: &Flow) -> Option<IpAddr> {
+    match flow.addr.parse::<SocketAddr>() {
+        Ok(a) => Some(a.ip()),
+        Err(_) => flow.host.parse().ok(),
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    agent::core::steer::is_private(ip)
+}
+
+/// The steering mode the flows show: `cloud-apps` when a flow went direct for not being
+/// managed; `all` when a flow on a port other than 80 and 443 was tunneled or DNS was
+/// not steered; else `web` (ports 80 and 443, by name or address alike).
+fn mode_from_flows(flows: &[Flow]) -> Option<&'static str> {
+    if flows.is_empty() {
+        return None;
+    }
+    if flows.iter().any(|x| x.reason.contains("not a managed")) {
+        return Some("cloud-apps");
+    }
+    let other_port = |x: &Flow| {
+        x.addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.port() != 80 && a.port() != 443)
+    };
+    let all = flows.iter().any(|x| {
+        x.verdict == "tunneled" && !connect_through_proxy(x) && other_port(x)
+            || x.reason.contains("DNS is not steered")
+    });
+    Some(if all { "all" } else { "web" })
 }
 
 /// The flows as connect events to place: host and port from the log (a CONNECT through
@@ -927,7 +1029,14 @@ fn flow_plans(f: &Facts, _plan: &Plan) -> Vec<FlowPlan> {
                 process,
                 target: format!("{}:{port}", flow.host),
                 via_proxy: through,
+                udp: !through && is_media_port(port),
             })
         })
         .collect()
+}
+
+/// Ports real-time media uses over UDP: STUN/TURN (3478-3481, also Teams), Zoom
+/// (8801-8810), Google Meet (19302-19309). A flow on one is replayed as UDP.
+fn is_media_port(port: u16) -> bool {
+    matches!(port, 3478..=3481 | 8801..=8810 | 19302..=19309)
 }

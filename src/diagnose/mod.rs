@@ -183,6 +183,7 @@ pub fn draft(entries: Vec<crate::logs::parse::Entry>, source: &str) -> String {
                 process: f.process.clone(),
                 target: f.target.clone(),
                 via_proxy: f.via_proxy,
+                udp: f.udp,
             },
         ));
     }

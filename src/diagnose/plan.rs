@@ -26,6 +26,8 @@ pub enum PlanEvent {
         process: String,
         target: String,
         via_proxy: bool,
+        /// A UDP flow (`proto = "udp"`).
+        udp: bool,
     },
 }
 
@@ -62,6 +64,10 @@ pub struct Plan {
     pub managed: Vec<String>,
     pub exceptions: Vec<String>,
     pub bypass_apps: Vec<String>,
+    /// `steering.private_apps`: RFC 1918 destinations are steered too.
+    pub private_apps: bool,
+    /// `steering.sni_check`: a flow to a shared address waits for its ClientHello.
+    pub sni_check: bool,
     pub pinned: Vec<(String, String)>,
     pub policy_block: Vec<String>,
     pub host_firewall: Vec<String>,
@@ -105,6 +111,8 @@ impl Default for Plan {
             managed: Vec::new(),
             exceptions: Vec::new(),
             bypass_apps: Vec::new(),
+            private_apps: false,
+            sni_check: false,
             pinned: Vec::new(),
             policy_block: Vec::new(),
             host_firewall: Vec::new(),
@@ -207,7 +215,9 @@ impl Plan {
             || !self.managed.is_empty()
             || !self.exceptions.is_empty()
             || !self.bypass_apps.is_empty()
-            || !self.pinned.is_empty();
+            || !self.pinned.is_empty()
+            || self.private_apps
+            || self.sni_check;
         if steering {
             let _ = writeln!(w, "\n[steering]");
             if let Some(m) = &self.mode {
@@ -217,6 +227,12 @@ impl Plan {
             let _ = writeln!(w, "exceptions = [{}]", list(&self.exceptions));
             if !self.bypass_apps.is_empty() {
                 let _ = writeln!(w, "bypass_apps = [{}]", list(&self.bypass_apps));
+            }
+            if self.private_apps {
+                let _ = writeln!(w, "private_apps = true");
+            }
+            if self.sni_check {
+                let _ = writeln!(w, "sni_check = true");
             }
             if !self.pinned.is_empty() {
                 let items: Vec<String> = self
@@ -309,6 +325,7 @@ impl Plan {
                     process,
                     target,
                     via_proxy,
+                    udp,
                 } => {
                     let _ = writeln!(
                         w,
@@ -318,6 +335,9 @@ impl Plan {
                     );
                     if *via_proxy {
                         let _ = writeln!(w, "via_proxy = true");
+                    }
+                    if *udp {
+                        let _ = writeln!(w, "proto = \"udp\"");
                     }
                 }
             }
@@ -336,13 +356,12 @@ impl Plan {
             let _ = writeln!(w, "flows = []");
         }
         for f in &self.expect_flows {
-            let _ = writeln!(
-                w,
-                "\n[[expect.flows]]\nprocess = {}\nhost = {}\nverdict = {}",
-                q(&f.process),
-                q(&f.host),
-                q(&f.verdict)
-            );
+            let _ = writeln!(w, "\n[[expect.flows]]");
+            // A line that does not name the process (an IP exception's) expects none.
+            if !f.process.is_empty() {
+                let _ = writeln!(w, "process = {}", q(&f.process));
+            }
+            let _ = writeln!(w, "host = {}\nverdict = {}", q(&f.host), q(&f.verdict));
         }
         o
     }

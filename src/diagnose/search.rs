@@ -196,6 +196,7 @@ fn place(
                     process: flow.process.clone(),
                     target: flow.target.clone(),
                     via_proxy: flow.via_proxy,
+                    udp: flow.udp,
                 },
             );
         }
@@ -244,6 +245,7 @@ fn place(
                         process: flow.process.clone(),
                         target: flow.target.clone(),
                         via_proxy: flow.via_proxy,
+                        udp: flow.udp,
                     },
                 );
             }
