@@ -6,12 +6,24 @@
 //! - `timeout_heavy`: failover/everything-down.toml, 120 s of DoH, LDNS and connect
 //!   timeouts and backoff with almost nothing on the wire;
 //! - `busy`: steering/udp-all-traffic.toml, a tunnel and app flows;
+//! - `outage_600s`: perf/outage-600s.toml, ten minutes of an outage of every gateway;
+//! - `shell_step_590s` and `shell_ten_steps_of_1s`: what the shell does with that file,
+//!   stepping one [`World`] in place: the first step to 590 s, then ten `step 1s` from
+//!   there (the world at 590 s is built outside the timing). The ratio of the two is
+//!   what a late step costs against the run so far;
+//! - `turmoil_floor_600s`: bare turmoil with as many hosts as the outage world has, the
+//!   same tick and the same 600 s, every host idle (servers that accept nothing): the
+//!   floor any world of that size stands on. `outage_600s` against it is the world's
+//!   cost over turmoil's own;
 //! - `thousand_endpoints` (only with `STEERLAB_BENCH_SCALE=1`): perf/thousand-endpoints.toml.
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use divan::Bencher;
-use steerlab::scenario::{Scenario, load_file};
+use steerlab::scenario::{MAX_DURATION, Scenario, load_file};
+use steerlab::world::{Captures, World};
 
 fn main() {
     divan::main();
@@ -42,6 +54,82 @@ fn timeout_heavy(bencher: Bencher) {
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn busy(bencher: Bencher) {
     run(bencher, "scenarios/steering/udp-all-traffic.toml");
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn outage_600s(bencher: Bencher) {
+    run(bencher, OUTAGE);
+}
+
+const OUTAGE: &str = "perf/outage-600s.toml";
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn turmoil_floor_600s(bencher: Bencher) {
+    let s = scenario(OUTAGE);
+    let report = steerlab::world::run(&s, None).expect("the run completes");
+    let hosts: Vec<std::net::Ipv4Addr> = report.hosts.iter().map(|(ip, _)| *ip).collect();
+    println!("{OUTAGE}: {} hosts", hosts.len());
+    bencher.bench_local(|| {
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(s.duration + Duration::from_secs(1))
+            .tick_duration(steerlab::world::TICK)
+            .min_message_latency(steerlab::world::DEFAULT_LINK_LATENCY)
+            .max_message_latency(steerlab::world::DEFAULT_LINK_LATENCY)
+            .build();
+        let (client, servers) = hosts.split_first().expect("a world has hosts");
+        for ip in servers {
+            sim.host(std::net::IpAddr::V4(*ip), || async {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 443)).await?;
+                loop {
+                    drop(listener.accept().await?);
+                }
+            });
+        }
+        let duration = s.duration;
+        sim.client(std::net::IpAddr::V4(*client), async move {
+            tokio::time::sleep(duration).await;
+            Ok(())
+        });
+        sim.run().expect("the bare simulation runs");
+    });
+}
+
+/// A world for `s` as the shell keeps one: it may be stepped to the longest duration.
+fn shell_world(s: &Scenario) -> World {
+    World::with_horizon(s, None, Captures::default(), MAX_DURATION).expect("the world builds")
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn shell_step_590s(bencher: Bencher) {
+    let s = scenario(OUTAGE);
+    bencher.bench_local(|| {
+        let mut world = shell_world(&s);
+        world
+            .advance_to(Duration::from_secs(590))
+            .expect("the world steps");
+        divan::black_box(world.report().log.len())
+    });
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn shell_ten_steps_of_1s(bencher: Bencher) {
+    let s = scenario(OUTAGE);
+    bencher
+        .with_inputs(|| {
+            let mut world = shell_world(&s);
+            world
+                .advance_to(Duration::from_secs(590))
+                .expect("the world steps");
+            world
+        })
+        .bench_local_values(|mut world| {
+            for k in 1..=10 {
+                world
+                    .advance_to(Duration::from_secs(590 + k))
+                    .expect("the world steps");
+                divan::black_box(world.report().log.len());
+            }
+        });
 }
 
 #[divan::bench(sample_count = 1, sample_size = 1)]

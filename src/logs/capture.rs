@@ -17,6 +17,16 @@ pub struct Capture(Arc<Mutex<Vec<String>>>);
 
 impl Capture {
     /// A copy of every line so far.
+    /// How many lines so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    /// Whether no line was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().map(|l| l.clone()).unwrap_or_default()
     }

@@ -35,7 +35,7 @@ pub enum Role {
 }
 
 /// One host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
     /// Its role.
     pub role: Role,
@@ -46,7 +46,7 @@ pub struct HostEntry {
 }
 
 /// The world's address book.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Registry {
     hosts: BTreeMap<Ipv4Addr, HostEntry>,
 }

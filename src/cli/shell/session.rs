@@ -1,12 +1,15 @@
 //! One shell session: the scenario as edited so far, the simulated time, and what has
 //! been shown.
 //!
-//! The world is deterministic (same scenario and seed, same log byte for byte), so the
-//! session does not keep a simulation alive: every step runs the edited scenario from
-//! t = 0 to the new time and prints only the lines past what was shown before. The
-//! edited scenario is kept as a TOML document (the original text plus one `[[events]]`
-//! table per thing done), and each edit is loaded back with the scenario loader, so
-//! what runs is exactly what `save` writes.
+//! The session keeps one live [`World`] and steps it in place: a step costs what it
+//! simulates, not the time since 0. The edited scenario is kept as a TOML document (the
+//! original text plus one `[[events]]` table per thing done), and each edit is loaded
+//! back with the scenario loader, so what runs is exactly what `save` writes: before
+//! time moves, the world takes the edited scenario's events (all of them at or after
+//! now). The world is deterministic, so the live world shows what a run of the saved
+//! file from t = 0 shows. When it cannot take the edit (a rule that needs a host the world
+//! does not have, such as the inspection proxy), the session builds the world again
+//! from t = 0.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -22,7 +25,7 @@ use crate::report::RunReport;
 use crate::scenario::{
     self, EventAction, FirewallPlace, LoadError, Rule, Scenario, TunnelState, format_duration,
 };
-use crate::world::{self, WorldError};
+use crate::world::{self, Captures, World, WorldError};
 
 /// The longest single `step`.
 pub const MAX_STEP: Duration = Duration::from_secs(3600);
@@ -69,6 +72,9 @@ pub struct Session {
     shown_log: usize,
     /// World timeline lines already printed.
     shown_world: usize,
+    /// The world at `now`, with the events of `scenario` as it was when time last moved;
+    /// `None` after the world stopped with an error (the next run builds it again).
+    world: Option<World>,
 }
 
 impl Session {
@@ -80,12 +86,17 @@ impl Session {
             path: path.display().to_string(),
             message: e.message().to_string(),
         })?;
-        let mut at_zero = scenario.clone();
-        at_zero.duration = Duration::ZERO;
-        let report = world::run(&at_zero, None).map_err(|error| OpenError::World {
+        let mut world = live_world(&scenario).map_err(|error| OpenError::World {
             path: path.display().to_string(),
             error,
         })?;
+        world
+            .advance_to(Duration::ZERO)
+            .map_err(|error| OpenError::World {
+                path: path.display().to_string(),
+                error,
+            })?;
+        let report = world.report();
         Ok(Session {
             path: path.to_owned(),
             doc,
@@ -96,6 +107,7 @@ impl Session {
             report,
             shown_log: 0,
             shown_world: 0,
+            world: Some(world),
         })
     }
 
@@ -153,9 +165,10 @@ impl Session {
                 stamp(self.now)
             ));
         }
-        let epoch_ms = self.scenario.clock_unix_ms;
-        let (to, report, found) =
-            until::search(&goal, self.now, end, epoch_ms, |t| self.run_to(t))?;
+        let now = self.now;
+        let world = self.world_at(now)?;
+        let searched = until::search(&goal, world, end);
+        let (to, report, found) = self.kept(searched)?;
         let mut out = self.advance(to, report);
         if found {
             let _ = writeln!(out, "{} at {}", goal.describe(&self.report), stamp(to));
@@ -670,10 +683,34 @@ impl Session {
         Ok(to)
     }
 
-    fn run_to(&self, to: Duration) -> Result<RunReport, String> {
-        let mut s = self.scenario.clone();
-        s.duration = to;
-        world::run(&s, None).map_err(|e| format!("the world stopped: {e}"))
+    /// Steps the live world to `to` (at or after now) and reads the run.
+    fn run_to(&mut self, to: Duration) -> Result<RunReport, String> {
+        let world = self.world_at(self.now)?;
+        let stepped = world.advance_to(to).map(|()| world.report());
+        self.kept(stepped)
+    }
+
+    /// The live world at `at`, with the edited scenario's events: the one kept when it
+    /// can take them, else one built again from t = 0.
+    fn world_at(&mut self, at: Duration) -> Result<&mut World, String> {
+        let keep = self
+            .world
+            .as_mut()
+            .is_some_and(|w| w.now() <= at && w.reschedule(&self.scenario));
+        if !keep {
+            self.world = Some(live_world(&self.scenario).map_err(stopped)?);
+        }
+        let world = self.world.as_mut().ok_or("no world")?;
+        world.advance_to(at).map_err(stopped)?;
+        Ok(world)
+    }
+
+    /// `result` of the live world, dropping the world when it stopped with an error.
+    fn kept<T>(&mut self, result: Result<T, WorldError>) -> Result<T, String> {
+        result.map_err(|e| {
+            self.world = None;
+            stopped(e)
+        })
     }
 
     /// Adds event tables (one edit), checked by the scenario loader.
@@ -767,6 +804,15 @@ impl Session {
         line.push('\n');
         line
     }
+}
+
+/// A world for `scenario` that a session may step to [`MAX_TIME`].
+fn live_world(scenario: &Scenario) -> Result<World, WorldError> {
+    World::with_horizon(scenario, None, Captures::default(), MAX_TIME)
+}
+
+fn stopped(e: WorldError) -> String {
+    format!("the world stopped: {e}")
 }
 
 /// The session before one change.

@@ -1,82 +1,39 @@
-//! `run until`: finding the first time a condition holds without a live simulation.
+//! `run until`: finding the first time a condition holds, on the session's live world.
 //!
-//! Runs are from t = 0, so each check costs a run. [`search`] runs to growing horizons
-//! (10 s, then 4 times further each time, up to the cap), tries the times where the
-//! agent's log or the world's timeline says something that can make the condition
-//! true, and bisects when none of those is it.
+//! [`search`] steps the world one tick at a time and reads the run only when something a
+//! report shows has changed (a log line, a timeline line, a flow, the tunnel's state), so
+//! the first time the condition holds is found exactly, at the cost of the time stepped.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::command::Until;
-use crate::logs::events::{Event as LogEvent, classify};
-use crate::logs::parse::parse_log;
 use crate::report::RunReport;
-use crate::scenario::{TunnelState, parse_clock};
-use crate::world;
+use crate::scenario::TunnelState;
+use crate::world::{self, World, WorldError};
 
-/// Candidate times tried per horizon before bisecting.
-const MAX_CANDIDATES: usize = 8;
-
-/// Finds the first time in `(now, end]` the goal holds: runs to growing horizons,
-/// checks the times where the log or the timeline says something relevant, and
-/// falls back to bisecting when none of them is it.
+/// Finds the first time in `(now, end]` the goal holds, stepping `world` in place one
+/// tick at a time and checking the run whenever what a report would show has changed.
+/// Returns the time it stopped at, the run to there, and whether the goal holds.
 pub fn search(
     goal: &Goal,
-    now: Duration,
+    world: &mut World,
     end: Duration,
-    epoch_ms: i64,
-    run_to: impl Fn(Duration) -> Result<RunReport, String>,
-) -> Result<(Duration, RunReport, bool), String> {
-    let mut checked = now;
-    let mut horizon = now;
-    let mut span = Duration::from_secs(10);
-    loop {
-        horizon = (horizon + span).min(end);
-        span *= 4;
-        let long = run_to(horizon)?;
-        for t in goal
-            .candidates(&long, epoch_ms, checked, horizon)
-            .into_iter()
-            .take(MAX_CANDIDATES)
-        {
-            for t in [t, t + world::TICK] {
-                if t > horizon {
-                    continue;
-                }
-                let report = if t == horizon {
-                    long.clone()
-                } else {
-                    run_to(t)?
-                };
-                if goal.holds(&report) {
-                    return Ok((t, report, true));
-                }
+) -> Result<(Duration, RunReport, bool), WorldError> {
+    let mut seen = world.progress();
+    let mut t = world.now();
+    while t < end {
+        t += world::TICK;
+        world.advance_to(t)?;
+        let progress = world.progress();
+        if progress != seen {
+            seen = progress;
+            let report = world.report();
+            if goal.holds(&report) {
+                return Ok((t, report, true));
             }
-        }
-        if goal.holds(&long) {
-            // Bisect (checked, horizon]: not holding at `lo`, holding at `hi`.
-            let (mut lo, mut hi, mut at_hi) = (checked, horizon, long);
-            while hi - lo > world::TICK {
-                let mid = lo + (hi - lo) / 2;
-                let mid = Duration::from_millis(mid.as_millis() as u64);
-                if mid <= lo {
-                    break;
-                }
-                let report = run_to(mid)?;
-                if goal.holds(&report) {
-                    (hi, at_hi) = (mid, report);
-                } else {
-                    lo = mid;
-                }
-            }
-            return Ok((hi, at_hi, true));
-        }
-        checked = horizon;
-        if horizon >= end {
-            return Ok((horizon, long, false));
         }
     }
+    Ok((t, world.report(), false))
 }
 
 /// What `run until` waits for, with what was there before it started.
@@ -157,77 +114,6 @@ impl Goal {
             },
         }
     }
-
-    /// Times in `(after, until]` where `r`'s lines suggest the goal may start to hold.
-    fn candidates(
-        &self,
-        r: &RunReport,
-        epoch_ms: i64,
-        after: Duration,
-        until: Duration,
-    ) -> Vec<Duration> {
-        let mut times = BTreeSet::new();
-        match self {
-            Goal::Tunnel { up } => {
-                for line in &r.log {
-                    let Some(at) = log_time(line, epoch_ms) else {
-                        continue;
-                    };
-                    let Ok(entries) = parse_log(line) else {
-                        continue;
-                    };
-                    let relevant = entries.iter().any(|e| {
-                        let event = classify(e);
-                        if *up {
-                            matches!(event, LogEvent::Connected { .. })
-                        } else {
-                            matches!(
-                                event,
-                                LogEvent::Disconnected { .. }
-                                    | LogEvent::Connecting { .. }
-                                    | LogEvent::HandshakeFailed { .. }
-                                    | LogEvent::ConnectFailed { .. }
-                                    | LogEvent::Failover { .. }
-                                    | LogEvent::FallbackToTls
-                            )
-                        }
-                    });
-                    if relevant {
-                        times.insert(at);
-                    }
-                }
-                if !up {
-                    for line in world_lines(r) {
-                        let Some((at, text)) = world_time(line) else {
-                            continue;
-                        };
-                        if text.starts_with("stop agent") || text.starts_with("move ") {
-                            times.insert(at);
-                        }
-                    }
-                }
-            }
-            Goal::Flow { host, .. } => {
-                let target = format!(" {host}:");
-                let unresolved = format!(" could not resolve {host}:");
-                for line in world_lines(r) {
-                    let Some((at, text)) = world_time(line) else {
-                        continue;
-                    };
-                    let text = text.to_ascii_lowercase();
-                    if (text.starts_with("flow ") && text.contains(&target))
-                        || text.contains(&unresolved)
-                    {
-                        times.insert(at);
-                    }
-                }
-            }
-        }
-        times
-            .into_iter()
-            .filter(|t| *t > after && *t <= until)
-            .collect()
-    }
 }
 
 fn flows_to(r: &RunReport, host: &str) -> usize {
@@ -262,15 +148,4 @@ fn world_time(line: &str) -> Option<(Duration, &str)> {
     let ms: u64 = ms.parse().ok()?;
     let at = Duration::from_secs(secs).checked_add(Duration::from_millis(ms))?;
     Some((at, text))
-}
-
-/// The simulated time of an agent log line (`2019/10/14 11:40:49.871 ...`).
-fn log_time(line: &str, epoch_ms: i64) -> Option<Duration> {
-    let mut words = line.split_whitespace();
-    let date = words.next()?.replace('/', "-");
-    let time = words.next()?;
-    let unix_ms = parse_clock(&format!("{date}T{time}Z")).ok()?;
-    u64::try_from(unix_ms - epoch_ms)
-        .ok()
-        .map(Duration::from_millis)
 }
