@@ -259,3 +259,41 @@ do = "start"
     assert!(causes.iter().any(|c| c == "doh-blocked"), "{v:#}");
     assert!(!v["capture_facts"].as_array().unwrap().is_empty());
 }
+
+/// Logs the simulator wrote for bundled scenarios, read back as a customer's: the
+/// diagnosis names the scenario's cause (a fault that begins mid-session, UDP 443
+/// blocked, none for a healthy steering setup), explains every line with no divergence,
+/// and the scenario it drafts passes `steerlab run`.
+#[test]
+fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
+    let dir = temp("bundled");
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "scenarios/failover/gateway-partitioned-mid-session.toml",
+            &["gateway-unreachable"],
+        ),
+        (
+            "scenarios/tunnel/dtls-then-udp-blocked.toml",
+            &["udp-443-blocked"],
+        ),
+        ("scenarios/steering/web-exceptions-and-private.toml", &[]),
+    ];
+    for (k, (scenario, causes)) in cases.into_iter().enumerate() {
+        let log = dir.join(format!("{k}.log"));
+        let drafted = dir.join(format!("{k}.toml"));
+        let run = steerlab(&["run", scenario, "--log", log.to_str().unwrap()]);
+        assert_eq!(run.status.code(), Some(0), "{scenario}");
+        let (code, v) = diagnose(&[log.to_str().unwrap(), "--out", drafted.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{scenario}: {v:#}");
+        assert_eq!(v["causes"], serde_json::json!(causes), "{scenario}: {v:#}");
+        assert!(v["divergence"].is_null(), "{scenario}: {v:#}");
+        assert_eq!(v["explained"]["lines"], v["explained"]["of"], "{scenario}");
+        let again = steerlab(&["run", drafted.to_str().unwrap()]);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{scenario}: {}",
+            String::from_utf8_lossy(&again.stdout)
+        );
+    }
+}
