@@ -25,6 +25,7 @@ use super::plan::{Plan, proxy_names};
 use super::registry::Role;
 use super::serve::WorldClock;
 use super::servers::{self, Servers};
+use super::sleep::Sleeper;
 use super::tap::HostTap;
 use super::timeline::{Timeline, stamped};
 use super::{DEFAULT_LINK_LATENCY, TICK};
@@ -105,6 +106,8 @@ pub struct World {
     /// The agents' log, as the tracing layer writes it.
     capture: Capture,
     dispatch: tracing::Dispatch,
+    /// Idle server hosts' sleeping and waking.
+    sleeper: Sleeper,
     /// The time of the last [`World::advance_to`]: what the report says was simulated.
     reached: Duration,
     /// Wall time spent building and advancing.
@@ -199,7 +202,24 @@ impl World {
             if let Some(tap) = &self.tap {
                 tap.observe(&self.sim, self.sim.elapsed());
             }
+            let at = self.sim.elapsed();
+            self.sleeper.observe(&mut self.sim, at);
         }
+    }
+
+    /// Keeps every host awake from now on, as turmoil alone would: the baseline the
+    /// benchmarks measure sleeping against (the log is the same either way).
+    pub fn keep_awake(&mut self) {
+        let asleep = self.sleeper.asleep();
+        for ip in asleep {
+            self.sim.bounce(IpAddr::V4(ip));
+        }
+        self.sleeper = Sleeper::never();
+    }
+
+    /// How many times a server host went to sleep so far.
+    pub fn naps(&self) -> u64 {
+        self.sleeper.naps()
     }
 
     /// Adds `events` (each at or after now) to those still to come, in time order; an
@@ -577,7 +597,9 @@ fn build(
         );
     }
 
+    let sleeper = sleeper(s, &plan, &servers);
     Ok(World {
+        sleeper,
         events: s.events.clone(),
         scenario: s.clone(),
         plan,
@@ -597,6 +619,32 @@ fn build(
         wall: Duration::ZERO,
     })
 }
+
+/// Which hosts may sleep: every server host whose links are all at least two ticks long
+/// (a message to a sleeping host must not be due on the tick that wakes it). Gateways
+/// keep datagram state (DTLS sessions); a resolver may take its slow answer's time to
+/// answer a datagram.
+fn sleeper(s: &Scenario, plan: &Plan, servers: &Servers) -> Sleeper {
+    let short: std::collections::BTreeSet<Ipv4Addr> = servers
+        .latencies
+        .iter()
+        .filter(|(_, latency)| *latency < 2 * TICK)
+        .map(|(ip, _)| *ip)
+        .collect();
+    let hosts = plan
+        .registry
+        .iter()
+        .filter(|(ip, _)| !plan.endpoint_hosts.contains(ip) && !short.contains(ip))
+        .map(|(ip, h)| (*ip, matches!(h.role, Role::Pop(_) | Role::Backup)));
+    let slow = match s.dns.ldns_behaviour {
+        crate::scenario::ServerBehaviour::SlowAnswer(d) => d,
+        _ => Duration::ZERO,
+    };
+    Sleeper::new(hosts, DATAGRAM_LINGER + slow)
+}
+
+/// How long a server host stays awake after a datagram, beyond any slow answer.
+const DATAGRAM_LINGER: Duration = Duration::from_secs(10);
 
 fn lock(path: &Mutex<Path>) -> Result<std::sync::MutexGuard<'_, Path>, WorldError> {
     path.lock()

@@ -15,6 +15,7 @@
 //! - [`servers`]: the server hosts (DoH, GSLB, resolvers, gateways, origins, middleboxes).
 //! - [`endpoint`]: one endpoint: its path, the real agent and its apps.
 //! - [`engine`]: the [`World`] you step: built from a scenario, advanced in time.
+//! - [`sleep`]: idle server hosts stop being ticked and wake before a message reaches them.
 //! - [`tap`]: the capture at every host, read off turmoil's links between steps.
 //! - [`parallel`]: several worlds at once, results in order (`run --jobs`).
 
@@ -34,6 +35,7 @@ pub mod proxy;
 pub mod registry;
 pub mod serve;
 pub mod servers;
+pub mod sleep;
 pub mod tap;
 pub mod tenant;
 pub mod timeline;
