@@ -7,6 +7,8 @@
 //!   timeouts and backoff with almost nothing on the wire;
 //! - `busy`: steering/udp-all-traffic.toml, a tunnel and app flows;
 //! - `outage_600s`: perf/outage-600s.toml, ten minutes of an outage of every gateway;
+//! - `outage_600s_all_awake`: the same with no idle server host asleep (every host ticked
+//!   on every step, as before hosts slept): the baseline for what sleeping saves;
 //! - `shell_step_590s` and `shell_ten_steps_of_1s`: what the shell does with that file,
 //!   stepping one [`World`] in place: the first step to 590 s, then ten `step 1s` from
 //!   there (the world at 590 s is built outside the timing). The ratio of the two is
@@ -62,6 +64,19 @@ fn outage_600s(bencher: Bencher) {
 }
 
 const OUTAGE: &str = "perf/outage-600s.toml";
+
+/// The same run with every host ticked on every step (no idle server sleeps): the
+/// baseline for what sleeping saves.
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn outage_600s_all_awake(bencher: Bencher) {
+    let s = scenario(OUTAGE);
+    bencher.bench_local(|| {
+        let mut world = World::new(&s, None, Captures::default()).expect("the world builds");
+        world.keep_awake();
+        world.advance_to(s.duration).expect("the world steps");
+        divan::black_box(world.report().log.len())
+    });
+}
 
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn turmoil_floor_600s(bencher: Bencher) {

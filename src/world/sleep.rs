@@ -51,6 +51,11 @@ pub struct Sleeper {
     /// How long after a datagram a host stays awake (the longest a server may take to
     /// answer one, with a margin).
     linger: Duration,
+    /// The hosts at either end of an open connection (kept with `open`).
+    connected: BTreeSet<Ipv4Addr>,
+    /// Hosts with a message in flight after the last step, and whether it was to them
+    /// (a buffer kept between steps).
+    busy: Vec<(Ipv4Addr, bool)>,
     /// Hosts crashed and bounced so far (for the figures).
     naps: u64,
 }
@@ -71,9 +76,8 @@ impl Sleeper {
                     (ip, host)
                 })
                 .collect(),
-            open: BTreeMap::new(),
             linger,
-            naps: 0,
+            ..Sleeper::default()
         }
     }
 
@@ -102,10 +106,12 @@ impl Sleeper {
         if self.hosts.is_empty() {
             return;
         }
-        let mut busy: BTreeSet<Ipv4Addr> = BTreeSet::new();
-        let mut wake: BTreeSet<Ipv4Addr> = BTreeSet::new();
+        // Most steps have nothing in flight to or from a server: no allocation then.
+        self.busy.clear();
         let hosts = &mut self.hosts;
         let open = &mut self.open;
+        let busy = &mut self.busy;
+        let mut opened_or_closed = false;
         sim.links(|links| {
             for link in links {
                 for sent in link {
@@ -118,47 +124,47 @@ impl Sleeper {
                         let Some(host) = hosts.get_mut(&ip) else {
                             continue;
                         };
-                        busy.insert(ip);
+                        busy.push((ip, inbound));
                         host.last_seen = now;
                         if datagram {
                             host.last_datagram = Some(now);
                             host.awake_for_good |= host.keeps_datagram_state;
                         }
-                        if inbound && host.asleep {
-                            wake.insert(ip);
-                        }
                     }
                     if let Protocol::Tcp(segment) = sent.protocol() {
-                        track(open, src, dst, segment);
+                        opened_or_closed |= track(open, src, dst, segment);
                     }
                 }
             }
         });
-        let mut connected: BTreeSet<Ipv4Addr> = BTreeSet::new();
-        for (a, b) in self.open.keys() {
-            for addr in [a, b] {
-                if let IpAddr::V4(ip) = addr.ip() {
-                    connected.insert(ip);
-                }
-            }
+        if opened_or_closed {
+            self.connected = self
+                .open
+                .keys()
+                .flat_map(|(a, b)| [a.ip(), b.ip()])
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
         }
         for (ip, host) in &mut self.hosts {
             if host.asleep {
-                if wake.contains(ip) {
+                if self.busy.iter().any(|(b, inbound)| b == ip && *inbound) {
                     sim.bounce(IpAddr::V4(*ip));
                     host.asleep = false;
                 }
                 continue;
             }
-            let quiet = now.saturating_sub(host.last_seen) >= QUIET;
+            if host.awake_for_good || now.saturating_sub(host.last_seen) < QUIET {
+                continue;
+            }
             let no_datagram = host
                 .last_datagram
                 .is_none_or(|at| now.saturating_sub(at) >= self.linger);
-            if quiet
-                && no_datagram
-                && !host.awake_for_good
-                && !busy.contains(ip)
-                && !connected.contains(ip)
+            if no_datagram
+                && !self.busy.iter().any(|(b, _)| b == ip)
+                && !self.connected.contains(ip)
             {
                 sim.crash(IpAddr::V4(*ip));
                 host.asleep = true;
@@ -169,34 +175,36 @@ impl Sleeper {
 }
 
 /// Keeps `open` up to date with one TCP segment from `src` to `dst` (seen once or more
-/// while in flight: every update is idempotent).
+/// while in flight: every update is idempotent); says whether a connection opened or
+/// closed.
 fn track(
     open: &mut BTreeMap<(SocketAddr, SocketAddr), (bool, bool)>,
     src: SocketAddr,
     dst: SocketAddr,
     segment: &Segment,
-) {
+) -> bool {
     let key = if src <= dst { (src, dst) } else { (dst, src) };
     let from_low = src <= dst;
     match segment {
-        Segment::Syn(_) => {
-            open.entry(key).or_insert((false, false));
-        }
-        Segment::Data(..) => {}
+        Segment::Syn(_) => open
+            .insert(key, open.get(&key).copied().unwrap_or_default())
+            .is_none(),
+        Segment::Data(..) => false,
         Segment::Fin(_) => {
-            if let Some(fins) = open.get_mut(&key) {
-                if from_low {
-                    fins.0 = true;
-                } else {
-                    fins.1 = true;
-                }
-                if fins.0 && fins.1 {
-                    open.remove(&key);
-                }
+            let Some(fins) = open.get_mut(&key) else {
+                return false;
+            };
+            if from_low {
+                fins.0 = true;
+            } else {
+                fins.1 = true;
             }
+            let closed = fins.0 && fins.1;
+            if closed {
+                open.remove(&key);
+            }
+            closed
         }
-        Segment::Rst => {
-            open.remove(&key);
-        }
+        Segment::Rst => open.remove(&key).is_some(),
     }
 }
