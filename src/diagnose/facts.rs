@@ -96,6 +96,8 @@ pub struct Facts {
     pub proxy_discovery: Option<String>,
     /// The host of the PAC server a line names.
     pub pac_host: Option<String>,
+    /// Entries where the PAC file could not be downloaded.
+    pub pac_failures: Vec<usize>,
     /// DTLS connect failures: (host, reason).
     pub dtls_failures: Vec<(Seen, String)>,
     /// TLS connect failures (TCP): (host, reason).
@@ -335,6 +337,9 @@ pub fn gather(ev: &Evidence) -> Facts {
         if entry.message.contains("PAC") && entry.message.contains("WPAD") {
             f.proxy_discovery = Some("wpad".into());
         }
+        if entry.message.starts_with("Failed to download PAC file") {
+            f.pac_failures.push(i);
+        }
     }
     if f.resolved_by.is_none() {
         f.resolved_by = last_resolved;
@@ -463,5 +468,14 @@ fn note_gateway(f: &mut Facts, host: &str) {
     let gslb_pop = tenant.chars().any(|c| c.is_ascii_digit()) && f.gslb_asked;
     if !tenant.is_empty() && !gslb_pop {
         f.tenant.get_or_insert(tenant.to_string());
+    }
+}
+
+impl Facts {
+    /// Only the proxy reaches the internet: the tunnel went through it and no direct
+    /// handshake met a certificate (a direct path that reaches an inspector is not
+    /// blocked).
+    pub fn proxy_only(&self) -> bool {
+        self.tunnel_via_proxy && self.cert_failures.is_empty()
     }
 }

@@ -148,7 +148,7 @@ fn last_before(seen: &[usize], success: usize) -> Option<usize> {
 
 /// How the gateway was found: GSLB, DoH and LDNS conditions, with their repairs.
 fn resolution(f: &Facts, c: &mut Candidate) {
-    let proxy_only = f.tunnel_via_proxy;
+    let proxy_only = f.proxy_only();
     let captive = f.captive_portal.is_some();
     let inspected = !f.cert_failures.is_empty();
     if f.gslb_asked {
@@ -274,8 +274,10 @@ impl Facts {
 /// The tunnel's conditions: every way of explaining its failures, most likely first.
 fn tunnel_variants(f: &Facts) -> Vec<Vec<Apply>> {
     let mut base: Vec<Apply> = Vec::new();
-    if f.tunnel_via_proxy {
+    if f.proxy_only() {
         base.push(proxy_only);
+    } else if f.tunnel_via_proxy {
+        base.push(proxy_fallback);
     }
     if f.captive_portal.is_some() {
         base.push(captive_portal);
@@ -286,7 +288,7 @@ fn tunnel_variants(f: &Facts) -> Vec<Vec<Apply>> {
     let primary_tls_failed = f.tls_failures.iter().any(|(_, host)| !is_backup(host));
     let backup_failed = f.tls_failures.iter().any(|(_, host)| is_backup(host))
         || f.dtls_failures.iter().any(|(_, host)| is_backup(host)) && f.tunnel == "down";
-    let natural = f.tunnel_via_proxy || f.captive_portal.is_some();
+    let natural = f.proxy_only() || f.captive_portal.is_some();
     let mut variants: Vec<Vec<Apply>> = vec![base.clone()];
     if !natural {
         if primary_tls_failed {
@@ -646,6 +648,40 @@ fn proxy_only(f: &Facts, c: &mut Candidate) {
         "proxy-only",
         &format!("only the proxy {address} ({discovery}) reaches the internet"),
     );
+    pac_server_down(f, c);
+}
+
+/// The PAC file could not be downloaded: the PAC server is cut off from the start, and
+/// comes back after the last failed download when the tunnel later came up through
+/// the proxy.
+fn pac_server_down(f: &Facts, c: &mut Candidate) {
+    let Some(&last) = f.pac_failures.last() else {
+        return;
+    };
+    c.plan.events.push((0, PlanEvent::Partition("pac".into())));
+    c.assumptions
+        .push("the PAC server does not answer".to_string());
+    if f.tunnel_via_proxy && f.tunnel != "down" {
+        c.anchored.push(Anchored {
+            after_entry: last,
+            event: PlanEvent::Repair("pac".into()),
+            delay_ms: 1,
+        });
+        c.assumptions
+            .push("the PAC server answers again after the last failed download".to_string());
+    }
+}
+
+/// The tunnel went through the proxy after the direct handshakes failed on a certificate
+/// (the direct path reaches something, an inspector): the proxy is the agent's way
+/// around, not the only way out.
+fn proxy_fallback(f: &Facts, c: &mut Candidate) {
+    let address = f.proxy.clone().unwrap_or_else(|| "10.10.10.11:8080".into());
+    let discovery = f.proxy_discovery.clone().unwrap_or_else(|| "manual".into());
+    c.plan.proxy = Some((address.clone(), discovery.clone()));
+    c.assumptions.push(format!(
+        "the direct path is inspected; the proxy {address} ({discovery}) is not, and the tunnel goes through it"
+    ));
 }
 
 fn connect_interception(f: &Facts, c: &mut Candidate) {

@@ -145,6 +145,11 @@ fn place(
             &sim,
             a.after_entry,
         )
+        .map(|(t, step)| {
+            // An entry that is no step of its own (a PAC download's failure) comes as
+            // long after the step before it as in the customer's log.
+            t + customer_ms(customer, a.after_entry).saturating_sub(customer_ms(customer, step))
+        })
         .unwrap_or_else(|| customer_ms(customer, a.after_entry));
         insert_event(&mut plan, t + a.delay_ms.max(1), a.event.clone());
         sim = simulate(&plan)?;
@@ -287,17 +292,18 @@ fn place(
     Ok((plan, sim))
 }
 
-/// Simulated time of the step matching the customer step at or before `entry`.
+/// Simulated time of the step matching the customer step at or before `entry`, with
+/// that customer step's entry.
 fn anchor_time(
     skeleton: &[Step],
     matched: &[(usize, usize)],
     simulated: &[Step],
     sim: &Sim,
     entry: usize,
-) -> Option<u64> {
+) -> Option<(u64, usize)> {
     let k = skeleton.iter().rposition(|s| s.index <= entry)?;
     let &(_, r) = matched.iter().find(|(l, _)| *l == k)?;
-    Some(at(sim, &simulated[r]))
+    Some((at(sim, &simulated[r]), skeleton[k].index))
 }
 
 fn customer_ms(customer: &[Entry], entry: usize) -> u64 {
