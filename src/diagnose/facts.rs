@@ -98,6 +98,10 @@ pub struct Facts {
     pub pac_host: Option<String>,
     /// Entries where the PAC file could not be downloaded.
     pub pac_failures: Vec<usize>,
+    /// Every primary gateway address the client resolved, each once, in order.
+    pub primary_ips: Vec<String>,
+    /// Entries where the client saw its network change (a move: roaming).
+    pub network_changes: Vec<usize>,
     /// DTLS connect failures: (host, reason).
     pub dtls_failures: Vec<(Seen, String)>,
     /// TLS connect failures (TCP): (host, reason).
@@ -227,6 +231,9 @@ pub fn gather(ev: &Evidence) -> Facts {
                 if is_backup(&host) {
                     f.backup_ip = Some(ip);
                 } else if !ip.is_empty() {
+                    if !f.primary_ips.contains(&ip) {
+                        f.primary_ips.push(ip.clone());
+                    }
                     f.gateway_ip = Some(ip);
                 }
             }
@@ -336,6 +343,9 @@ pub fn gather(ev: &Evidence) -> Facts {
         }
         if entry.message.contains("PAC") && entry.message.contains("WPAD") {
             f.proxy_discovery = Some("wpad".into());
+        }
+        if entry.message.starts_with("Network change detected") {
+            f.network_changes.push(i);
         }
         if entry.message.starts_with("Failed to download PAC file") {
             f.pac_failures.push(i);

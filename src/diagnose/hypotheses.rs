@@ -117,6 +117,7 @@ pub fn candidates(facts: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Vec<
         flows,
     };
     resolution(facts, &mut start);
+    roaming(facts, &mut start);
     for variant in tunnel_variants(facts) {
         let mut c = start.clone();
         for apply in variant {
@@ -144,6 +145,54 @@ fn cause(c: &mut Candidate, id: &'static str, assumption: &str) {
 /// The entry of the last of `seen` before the first entry `>= success`.
 fn last_before(seen: &[usize], success: usize) -> Option<usize> {
     seen.iter().copied().filter(|&e| e < success).max()
+}
+
+/// Where the laptop roams to: with a network change and a second primary address
+/// resolved after it, each later address is a PoP of a location of its own, and the
+/// endpoint moves to the next one when the client saw its network change. A move leaves
+/// the office's perimeter firewall behind, as the real move does.
+fn roaming(f: &Facts, c: &mut Candidate) {
+    if f.network_changes.is_empty() || f.primary_ips.len() < 2 || f.gslb_asked {
+        return;
+    }
+    // The office's PoP is the first address resolved (the plan took the last).
+    if let [only] = c.plan.pops.as_mut_slice() {
+        only.ip = f.primary_ips[0].clone();
+    }
+    let later: Vec<String> = f.primary_ips[1..]
+        .iter()
+        .filter(|ip| !c.plan.pops.iter().any(|p| p.ip == **ip))
+        .cloned()
+        .collect();
+    let mut locations = Vec::new();
+    for (k, ip) in later.iter().enumerate() {
+        let location = format!("roamed-{}", k + 1);
+        c.plan.pops.push(PlanPop {
+            name: format!("pop{}", c.plan.pops.len() + 1),
+            location: location.clone(),
+            ip: ip.clone(),
+            latency_ms: 20,
+            cert: None,
+        });
+        locations.push(location);
+    }
+    for (change, location) in f.network_changes.iter().zip(&locations) {
+        c.anchored.push(Anchored {
+            after_entry: *change,
+            event: PlanEvent::Move(location.clone()),
+            delay_ms: 0,
+        });
+        c.assumptions.push(format!(
+            "the laptop moves to another network ({location}), where the gateway's name resolves to another PoP"
+        ));
+    }
+    // The client ends where it roamed: the expected gateway is the PoP it connected to.
+    if let Some(ip) = f.connected_ip.as_ref().or(f.gateway_ip.as_ref())
+        && let Some(pop) = c.plan.pops.iter().find(|p| p.ip == *ip)
+        && c.plan.expect_gateway.as_deref() != Some("backup")
+    {
+        c.plan.expect_gateway = Some(pop.name.clone());
+    }
 }
 
 /// How the gateway was found: GSLB, DoH and LDNS conditions, with their repairs.

@@ -20,6 +20,8 @@ pub enum PlanEvent {
     Partition(String),
     Repair(String),
     Login,
+    /// The endpoint moves to a network in this location.
+    Move(String),
     /// A firewall rule added at run time: (`"host"` | `"perimeter"`, rule).
     Rule(&'static str, String),
     Connect {
@@ -317,6 +319,9 @@ impl Plan {
                 }
                 PlanEvent::Login => {
                     let _ = writeln!(w, "do = \"login\"");
+                }
+                PlanEvent::Move(location) => {
+                    let _ = writeln!(w, "do = \"move\"\nlocation = {}", q(location));
                 }
                 PlanEvent::Rule(place, rule) => {
                     let _ = writeln!(w, "do = \"rule\"\nwhere = {}\nrule = {}", q(place), q(rule));
