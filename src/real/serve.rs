@@ -236,19 +236,8 @@ pub async fn start(s: &Scenario, options: &ServeOptions) -> Result<Served, Serve
     }
 
     // Gateways: TLS and DTLS on one port.
-    let categories = s
-        .origins
-        .iter()
-        .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
-        .collect();
-    // With a control plane, the lost-device group's block-all policy, as in the world.
-    let mut block = s.policy.block.clone();
-    if let Some(cp) = &s.control_plane {
-        block.push(format!("any for group:{}", cp.lost_group));
-    }
-    let policy = sim_gateway::Policy::new(&block, categories)
-        .with_allow(&s.policy.allow)
-        .with_directory(&s.policy.groups);
+    // The same policy as the world's gateways.
+    let policy = crate::world::build::gateway_policy(s);
     for (host, (tcp, udp)) in gateways.iter().zip(gw_sockets) {
         if host.silent {
             silent.push(Box::new(tcp));

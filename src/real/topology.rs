@@ -152,13 +152,7 @@ impl Topology {
             s.backup.ip,
             vec![backup_name.clone()],
         )?;
-        let mut sites: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
-        for origin in &s.origins {
-            sites
-                .entry(origin.ip)
-                .or_default()
-                .push(origin.host.clone());
-        }
+        let sites = crate::world::build::origin_sites(s);
         for (ip, names) in sites {
             add(&names.join(", "), Kind::Origin, Some(ip), names)?;
         }

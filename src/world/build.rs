@@ -278,3 +278,34 @@ pub(super) fn capture_names(registry: &Registry) -> BTreeMap<Ipv4Addr, String> {
         })
         .collect()
 }
+
+/// The gateways' policy: the scenario's block and allow rules, the origins' categories
+/// and the directory's groups; with a control plane, also the lost-device group's
+/// block-all rule (seed 004). The world's gateways and real mode's use it alike.
+pub(crate) fn gateway_policy(s: &Scenario) -> sim_gateway::Policy {
+    let categories = s
+        .origins
+        .iter()
+        .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
+        .collect();
+    let mut block = s.policy.block.clone();
+    if let Some(cp) = &s.control_plane {
+        block.push(format!("any for group:{}", cp.lost_group));
+    }
+    sim_gateway::Policy::new(&block, categories)
+        .with_allow(&s.policy.allow)
+        .with_directory(&s.policy.groups)
+}
+
+/// The origins by address, each with the sites it serves: several sites may share one
+/// address (a CDN edge).
+pub(crate) fn origin_sites(s: &Scenario) -> BTreeMap<Ipv4Addr, Vec<String>> {
+    let mut sites: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
+    for origin in &s.origins {
+        sites
+            .entry(origin.ip)
+            .or_default()
+            .push(origin.host.clone());
+    }
+    sites
+}

@@ -3,14 +3,14 @@
 //! PoP's gateway and gateway-backup, the origins, then the site's own hosts (proxy,
 //! captive-portal check, PAC server, captive portal, inspector).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::build::{
-    GSLB_NAME, WorldError, agent_tls_roots, authority, behaviour, domain, gslb_state,
-    origin_addresses,
+    GSLB_NAME, WorldError, agent_tls_roots, authority, behaviour, domain, gateway_policy,
+    gslb_state, origin_addresses, origin_sites,
 };
 use super::inspect::Inspector;
 use super::pki::{Authority, Pki};
@@ -84,19 +84,7 @@ pub(super) fn start(
     // Gateways.
     let dialer = WorldDialer::new(origin_addresses(s));
     let domain = domain(s.tenant.region);
-    let categories = s
-        .origins
-        .iter()
-        .filter_map(|o| Some((o.host.clone(), o.category.clone()?)))
-        .collect();
-    // With a control plane, the lost-device group's block-all policy (seed 004).
-    let mut block = s.policy.block.clone();
-    if let Some(cp) = &s.control_plane {
-        block.push(format!("any for group:{}", cp.lost_group));
-    }
-    let policy = sim_gateway::Policy::new(&block, categories)
-        .with_allow(&s.policy.allow)
-        .with_directory(&s.policy.groups);
+    let policy = gateway_policy(s);
     let directory = policy.directory();
     let tenant_state = match (&s.control_plane, plan.tenant) {
         (Some(cp), Some(ip)) => {
@@ -164,13 +152,7 @@ pub(super) fn start(
 
     // Origins: plain HTTP on 80, HTTPS on 443 with a public certificate.
     // One host per address: several sites may share one (a CDN edge).
-    let mut sites: BTreeMap<Ipv4Addr, Vec<String>> = BTreeMap::new();
-    for origin in &s.origins {
-        sites
-            .entry(origin.ip)
-            .or_default()
-            .push(origin.host.clone());
-    }
+    let sites = origin_sites(s);
     let udp_ports = udp_ports(s);
     for (ip, hosts) in sites {
         let leaf = pki.leaf(&hosts, Authority::Public, false)?;
