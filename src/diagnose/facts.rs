@@ -100,6 +100,8 @@ pub struct Facts {
     pub pac_failures: Vec<usize>,
     /// Every primary gateway address the client resolved, each once, in order.
     pub primary_ips: Vec<String>,
+    /// Entries where the client downloaded its configuration.
+    pub config_downloads: Vec<usize>,
     /// Entries where the client saw its network change (a move: roaming).
     pub network_changes: Vec<usize>,
     /// DTLS connect failures: (host, reason).
@@ -343,6 +345,9 @@ pub fn gather(ev: &Evidence) -> Facts {
         }
         if entry.message.contains("PAC") && entry.message.contains("WPAD") {
             f.proxy_discovery = Some("wpad".into());
+        }
+        if entry.message.starts_with("Downloaded client configuration") {
+            f.config_downloads.push(i);
         }
         if entry.message.starts_with("Network change detected") {
             f.network_changes.push(i);

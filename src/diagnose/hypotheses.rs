@@ -303,6 +303,19 @@ fn resolution(f: &Facts, c: &mut Candidate) {
             .events
             .push((0, PlanEvent::Partition("tenant".into())));
         cause(c, "config-unreachable", "addon-<tenant> does not answer");
+        // A download that worked later: the tenant answers again after the last failure.
+        let failures: Vec<usize> = f.config_failures.iter().map(|s| s.entry).collect();
+        if let Some(after) = f
+            .config_downloads
+            .iter()
+            .find_map(|&ok| last_before(&failures, ok))
+        {
+            c.anchored.push(Anchored {
+                after_entry: after,
+                event: PlanEvent::Repair("tenant".into()),
+                delay_ms: 1,
+            });
+        }
     }
 }
 

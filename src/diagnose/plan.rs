@@ -203,6 +203,11 @@ impl Plan {
         if self.fail_close {
             let _ = writeln!(w, "fail_close = true");
         }
+        // With a control plane, an enrolled user the tenant knows (a log does not name
+        // one; the tenant refuses a configuration to an unknown user).
+        if self.control_plane {
+            let _ = writeln!(w, "user = {}", q(&format!("user@{}.com", self.tenant)));
+        }
         let _ = writeln!(w, "\n[dns]\nldns_location = {}", q(&self.location));
         if let Some(b) = &self.doh_behaviour {
             let _ = writeln!(w, "doh_behaviour = {}", q(b));
