@@ -48,6 +48,17 @@ fn conclusions(v: &serde_json::Value) -> serde_json::Value {
     })
 }
 
+/// A drafted scenario passes `steerlab run` (exit 0).
+fn assert_runs(scenario: &Path, name: &str) {
+    let run = steerlab(&["run", scenario.to_str().unwrap()]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{name}: {}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}
+
 #[test]
 fn every_customer_log_is_diagnosed_as_expected_and_its_scenario_tells_the_same_story() {
     let mut dirs: Vec<PathBuf> =
@@ -73,13 +84,7 @@ fn every_customer_log_is_diagnosed_as_expected_and_its_scenario_tells_the_same_s
         assert!(v["divergence"].is_null(), "{name}: {v:#}");
         assert_eq!(v["explained"]["lines"], v["explained"]["of"], "{name}");
         assert_eq!(v["scenario"], scenario.to_str().unwrap(), "{name}");
-        let run = steerlab(&["run", scenario.to_str().unwrap()]);
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{name}: {}",
-            String::from_utf8_lossy(&run.stdout)
-        );
+        assert_runs(&scenario, &name);
         let compare = steerlab(&[
             "log",
             "compare",
@@ -288,12 +293,6 @@ fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
         assert_eq!(v["causes"], serde_json::json!(causes), "{scenario}: {v:#}");
         assert!(v["divergence"].is_null(), "{scenario}: {v:#}");
         assert_eq!(v["explained"]["lines"], v["explained"]["of"], "{scenario}");
-        let again = steerlab(&["run", drafted.to_str().unwrap()]);
-        assert_eq!(
-            again.status.code(),
-            Some(0),
-            "{scenario}: {}",
-            String::from_utf8_lossy(&again.stdout)
-        );
+        assert_runs(&drafted, scenario);
     }
 }
