@@ -341,19 +341,13 @@ pub fn gather(ev: &Evidence) -> Facts {
                     flow.reason = reason;
                 }
             }
+            Event::PacFailed { .. } => f.pac_failures.push(i),
+            Event::ConfigDownloaded => f.config_downloads.push(i),
+            Event::NetworkChanged => f.network_changes.push(i),
             Event::NextPop { .. } | Event::FallbackToTls | Event::Other | Event::Unknown => {}
         }
         if entry.message.contains("PAC") && entry.message.contains("WPAD") {
             f.proxy_discovery = Some("wpad".into());
-        }
-        if entry.message.starts_with("Downloaded client configuration") {
-            f.config_downloads.push(i);
-        }
-        if entry.message.starts_with("Network change detected") {
-            f.network_changes.push(i);
-        }
-        if entry.message.starts_with("Failed to download PAC file") {
-            f.pac_failures.push(i);
         }
     }
     if f.resolved_by.is_none() {

@@ -147,51 +147,35 @@ fn last_before(seen: &[usize], success: usize) -> Option<usize> {
     seen.iter().copied().filter(|&e| e < success).max()
 }
 
-/// Where the laptop roams to: with a network change and a second primary address
-/// resolved after it, each later address is a PoP of a location of its own, and the
-/// endpoint moves to the next one when the client saw its network change. A move leaves
-/// the office's perimeter firewall behind, as the real move does.
+/// Whether the laptop roamed: a network change with another primary address resolved
+/// after it (without GSLB, whose list names the PoPs). Each later address is a PoP of a
+/// location of its own ([`roamed_location`], drafted with the PoPs).
+fn roams(f: &Facts) -> bool {
+    !f.network_changes.is_empty() && f.primary_ips.len() >= 2 && !f.gslb_asked
+}
+
+/// The location of the `k`-th network the laptop roamed to (1-based).
+fn roamed_location(k: usize) -> String {
+    format!("roamed-{k}")
+}
+
+/// The endpoint moves to the next network when the client saw its network change. A
+/// move leaves the office's perimeter firewall behind, as the real move does.
 fn roaming(f: &Facts, c: &mut Candidate) {
-    if f.network_changes.is_empty() || f.primary_ips.len() < 2 || f.gslb_asked {
+    if !roams(f) {
         return;
     }
-    // The office's PoP is the first address resolved (the plan took the last).
-    if let [only] = c.plan.pops.as_mut_slice() {
-        only.ip = f.primary_ips[0].clone();
-    }
-    let later: Vec<String> = f.primary_ips[1..]
-        .iter()
-        .filter(|ip| !c.plan.pops.iter().any(|p| p.ip == **ip))
-        .cloned()
-        .collect();
-    let mut locations = Vec::new();
-    for (k, ip) in later.iter().enumerate() {
-        let location = format!("roamed-{}", k + 1);
-        c.plan.pops.push(PlanPop {
-            name: format!("pop{}", c.plan.pops.len() + 1),
-            location: location.clone(),
-            ip: ip.clone(),
-            latency_ms: 20,
-            cert: None,
-        });
-        locations.push(location);
-    }
-    for (change, location) in f.network_changes.iter().zip(&locations) {
-        c.anchored.push(Anchored {
-            after_entry: *change,
-            event: PlanEvent::Move(location.clone()),
-            delay_ms: 0,
-        });
+    let moves = f.primary_ips.len() - 1;
+    for (k, change) in f.network_changes.iter().take(moves).enumerate() {
+        let location = roamed_location(k + 1);
         c.assumptions.push(format!(
             "the laptop moves to another network ({location}), where the gateway's name resolves to another PoP"
         ));
-    }
-    // The client ends where it roamed: the expected gateway is the PoP it connected to.
-    if let Some(ip) = f.connected_ip.as_ref().or(f.gateway_ip.as_ref())
-        && let Some(pop) = c.plan.pops.iter().find(|p| p.ip == *ip)
-        && c.plan.expect_gateway.as_deref() != Some("backup")
-    {
-        c.plan.expect_gateway = Some(pop.name.clone());
+        c.anchored.push(Anchored {
+            after_entry: *change,
+            event: PlanEvent::Move(location),
+            delay_ms: 0,
+        });
     }
 }
 
@@ -299,6 +283,10 @@ fn resolution(f: &Facts, c: &mut Candidate) {
     }
     if !f.config_failures.is_empty() {
         c.plan.control_plane = true;
+        // An enrolled user the tenant knows: a log names none, and the tenant refuses
+        // its configuration to an unknown user.
+        let user = format!("user@{}.com", c.plan.tenant);
+        c.plan.user.get_or_insert(user);
         c.plan
             .events
             .push((0, PlanEvent::Partition("tenant".into())));
@@ -700,10 +688,17 @@ fn untrusted_cert(f: &Facts, c: &mut Candidate) {
     );
 }
 
-fn proxy_only(f: &Facts, c: &mut Candidate) {
+/// The proxy the evidence shows (the site's usual one when a line names none), with how
+/// it was found, set on the plan; returned for the words.
+fn use_proxy(f: &Facts, c: &mut Candidate) -> (String, String) {
     let address = f.proxy.clone().unwrap_or_else(|| "10.10.10.11:8080".into());
     let discovery = f.proxy_discovery.clone().unwrap_or_else(|| "manual".into());
     c.plan.proxy = Some((address.clone(), discovery.clone()));
+    (address, discovery)
+}
+
+fn proxy_only(f: &Facts, c: &mut Candidate) {
+    let (address, discovery) = use_proxy(f, c);
     c.plan.direct_egress = false;
     cause(
         c,
@@ -738,9 +733,7 @@ fn pac_server_down(f: &Facts, c: &mut Candidate) {
 /// (the direct path reaches something, an inspector): the proxy is the agent's way
 /// around, not the only way out.
 fn proxy_fallback(f: &Facts, c: &mut Candidate) {
-    let address = f.proxy.clone().unwrap_or_else(|| "10.10.10.11:8080".into());
-    let discovery = f.proxy_discovery.clone().unwrap_or_else(|| "manual".into());
-    c.plan.proxy = Some((address.clone(), discovery.clone()));
+    let (address, discovery) = use_proxy(f, c);
     c.assumptions.push(format!(
         "the direct path is inspected; the proxy {address} ({discovery}) is not, and the tunnel goes through it"
     ));
@@ -859,6 +852,21 @@ fn base_plan(f: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Plan {
             .filter(|n| p.pops.iter().any(|x| x.name == **n))
             .cloned()
             .collect();
+    } else if roams(f) {
+        // The office's PoP first, then one per network roamed to.
+        for (k, ip) in f.primary_ips.iter().enumerate() {
+            p.pops.push(PlanPop {
+                name: format!("pop{}", k + 1),
+                location: if k == 0 {
+                    p.location.clone()
+                } else {
+                    roamed_location(k)
+                },
+                ip: ip.clone(),
+                latency_ms: 20,
+                cert: None,
+            });
+        }
     } else {
         let ip = f
             .gateway_ip

@@ -78,6 +78,8 @@ pub struct Plan {
     pub direct_egress: bool,
     pub path_mtu: Option<u32>,
     pub control_plane: bool,
+    /// `[client] user`: the enrolled user the tenant hands its configuration to.
+    pub user: Option<String>,
     pub pops: Vec<PlanPop>,
     pub backup: Option<(String, Option<&'static str>)>,
     pub origins: Vec<(String, String)>,
@@ -123,6 +125,7 @@ impl Default for Plan {
             direct_egress: true,
             path_mtu: None,
             control_plane: false,
+            user: None,
             pops: Vec::new(),
             backup: None,
             origins: Vec::new(),
@@ -203,10 +206,8 @@ impl Plan {
         if self.fail_close {
             let _ = writeln!(w, "fail_close = true");
         }
-        // With a control plane, an enrolled user the tenant knows (a log does not name
-        // one; the tenant refuses a configuration to an unknown user).
-        if self.control_plane {
-            let _ = writeln!(w, "user = {}", q(&format!("user@{}.com", self.tenant)));
+        if let Some(user) = &self.user {
+            let _ = writeln!(w, "user = {}", q(user));
         }
         let _ = writeln!(w, "\n[dns]\nldns_location = {}", q(&self.location));
         if let Some(b) = &self.doh_behaviour {

@@ -120,6 +120,12 @@ pub enum Event {
     },
     /// `nsTunnel TLS [sessId 1] Gateway refused flow 3: blocked by policy: ...`.
     FlowRefused { reason: String },
+    /// `Config Failed to download PAC file URL: REASON`.
+    PacFailed { reason: String },
+    /// `Config Downloaded client configuration "NAME" version N`.
+    ConfigDownloaded,
+    /// `CTunnelMgr Network change detected, reconnecting`.
+    NetworkChanged,
     /// A known line that is no step of the story (status lines, configuration, details).
     Other,
     /// A line of no known shape.
@@ -159,6 +165,9 @@ impl Event {
             | Event::RttProbe { .. }
             | Event::LdnsTimeout { .. }
             | Event::ProxyDetected { .. }
+            | Event::PacFailed { .. }
+            | Event::ConfigDownloaded
+            | Event::NetworkChanged
             | Event::Other
             | Event::Unknown => return None,
         })
@@ -517,6 +526,14 @@ fn config_line(m: &str) -> Event {
             reason: after(m, ": ").unwrap_or("").to_string(),
         };
     }
+    if m.starts_with("Failed to download PAC file") {
+        return Event::PacFailed {
+            reason: after(m, ": ").unwrap_or("").to_string(),
+        };
+    }
+    if m.starts_with("Downloaded client configuration") {
+        return Event::ConfigDownloaded;
+    }
     if m.contains("PAC")
         || m.contains("configuration")
         || m.contains("Device classification")
@@ -538,6 +555,9 @@ fn manager_line(m: &str) -> Event {
                 .map(|t| word(t).to_string())
                 .unwrap_or_default(),
         };
+    }
+    if m.contains("Network change detected") {
+        return Event::NetworkChanged;
     }
     if m.contains("Captive portal cleared")
         || m.contains("Client location")

@@ -150,11 +150,10 @@ impl World {
                 clock.now_unix_ms()
             }));
         let dispatch = tracing::Dispatch::new(subscriber);
-        let mut world = tracing::dispatcher::with_default(&dispatch, || {
-            build(scenario, plan, seed, clock, captures, horizon)
+        let log = Log { capture, dispatch };
+        let mut world = tracing::dispatcher::with_default(&log.dispatch.clone(), || {
+            build(scenario, plan, seed, clock, captures, horizon, log)
         })?;
-        world.capture = capture;
-        world.dispatch = dispatch;
         world.wall = started.elapsed();
         Ok(world)
     }
@@ -473,8 +472,15 @@ impl World {
     }
 }
 
+/// The agents' log: what the tracing layer writes into, and the dispatcher every step
+/// runs under.
+struct Log {
+    capture: Capture,
+    dispatch: tracing::Dispatch,
+}
+
 /// Builds the simulation with every host, the links' latencies and the first timeline
-/// lines; the log capture and dispatcher are the caller's to set.
+/// lines, logging into `log`.
 fn build(
     s: &Scenario,
     plan: Plan,
@@ -482,6 +488,7 @@ fn build(
     clock: WorldClock,
     captures: Captures,
     horizon: Duration,
+    log: Log,
 ) -> Result<World, WorldError> {
     let Captures {
         endpoint: recorder,
@@ -613,8 +620,8 @@ fn build(
         servers,
         applied: 0,
         connects: 0,
-        capture: Capture::default(),
-        dispatch: tracing::Dispatch::none(),
+        capture: log.capture,
+        dispatch: log.dispatch,
         reached: Duration::ZERO,
         wall: Duration::ZERO,
     })
