@@ -105,6 +105,7 @@ fn tshark_reads_the_exports_without_a_warning() {
         eprintln!("skipped: tshark is not installed (apt-get install tshark)");
         return;
     }
+    let mut paths = Vec::new();
     for file in [
         "scenarios/tunnel/dtls-default.toml",
         "scenarios/steering/web-exceptions-and-private.toml",
@@ -135,32 +136,52 @@ fn tshark_reads_the_exports_without_a_warning() {
         for (ext, bytes) in exports {
             let path = dir.join(format!("{stem}.{ext}"));
             std::fs::write(&path, bytes).unwrap();
-            let out = Command::new("tshark")
-                .arg("-r")
-                .arg(&path)
-                .args(["-q", "-z", "expert,warn"])
-                .args(["-o", "ip.check_checksum:TRUE"])
-                .args(["-o", "tcp.check_checksum:TRUE"])
-                .args(["-o", "udp.check_checksum:TRUE"])
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success(),
-                "{}: tshark failed: {stderr}",
-                path.display()
-            );
-            let findings = expert_findings(&stdout);
-            assert!(
-                findings.is_empty(),
-                "{}: tshark reports {findings:?}:\n{stdout}",
-                path.display()
-            );
-            for bad in ["cut short", "damaged", "corrupt"] {
-                assert!(!stderr.contains(bad), "{}: {stderr}", path.display());
-            }
+            paths.push(path);
         }
+    }
+    // Each tshark start loads every dissector (most of a check's time): the files are
+    // checked two at a time, one per core.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some(path) =
+                    paths.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    tshark_finds_nothing(path);
+                }
+            });
+        }
+    });
+}
+
+/// Reads `path` with tshark, checksums checked: it must read it whole, with no error
+/// or warning of its expert system.
+fn tshark_finds_nothing(path: &Path) {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-q", "-z", "expert,warn"])
+        .args(["-o", "ip.check_checksum:TRUE"])
+        .args(["-o", "tcp.check_checksum:TRUE"])
+        .args(["-o", "udp.check_checksum:TRUE"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}: tshark failed: {stderr}",
+        path.display()
+    );
+    let findings = expert_findings(&stdout);
+    assert!(
+        findings.is_empty(),
+        "{}: tshark reports {findings:?}:\n{stdout}",
+        path.display()
+    );
+    for bad in ["cut short", "damaged", "corrupt"] {
+        assert!(!stderr.contains(bad), "{}: {stderr}", path.display());
     }
 }
 
