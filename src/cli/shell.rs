@@ -31,9 +31,10 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
+use crate::world::timeline::stamp;
 use command::{Command, CommandError};
 use complete::ShellHelper;
-use session::{Session, stamp};
+use session::Session;
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {

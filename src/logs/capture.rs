@@ -16,7 +16,6 @@ use super::format::format_line;
 pub struct Capture(Arc<Mutex<Vec<String>>>);
 
 impl Capture {
-    /// A copy of every line so far.
     /// How many lines so far.
     pub fn len(&self) -> usize {
         self.0.lock().map(|l| l.len()).unwrap_or_default()
@@ -27,6 +26,7 @@ impl Capture {
         self.len() == 0
     }
 
+    /// A copy of every line so far.
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().map(|l| l.clone()).unwrap_or_default()
     }

@@ -15,6 +15,7 @@ pub use super::exchange::{
 };
 use super::html::escape;
 use crate::world::registry::{Registry, Role};
+use crate::world::timeline::{self, stamp};
 
 /// At most this many rows are drawn; a note says how many more there were.
 pub const MAX_ROWS: usize = 1500;
@@ -81,7 +82,7 @@ pub fn steps(arrows: Vec<Arrow>, timeline: &[String]) -> Vec<Step> {
     let mut rows: Vec<(Duration, u8, usize, Step)> = Vec::new();
     let mut last = Duration::ZERO;
     for (i, line) in timeline.iter().enumerate() {
-        let (at, text) = match parse_stamp(line) {
+        let (at, text) = match timeline::parse(line) {
             Some((at, text)) => (at, text.to_string()),
             None => (last, line.clone()),
         };
@@ -258,27 +259,6 @@ const DEFS: &str = "<defs>\
 <marker id=\"arrow-close\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#999\"/></marker>\
 <marker id=\"cross\" viewBox=\"0 0 10 10\" refX=\"5\" refY=\"5\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto\"><path d=\"M1,1 L9,9 M9,1 L1,9\" stroke=\"#c0392b\" stroke-width=\"2\"/></marker>\
 </defs>\n";
-
-/// `+S.mmms`, the timeline's stamp.
-pub fn stamp(at: Duration) -> String {
-    format!("+{}.{:03}s", at.as_secs(), at.subsec_millis())
-}
-
-/// A timeline line's time and text.
-fn parse_stamp(line: &str) -> Option<(Duration, &str)> {
-    let rest = line.strip_prefix('+')?;
-    let (time, text) = match rest.split_once("s ") {
-        Some(split) => split,
-        None => (rest.strip_suffix('s')?, ""),
-    };
-    let (secs, millis) = time.split_once('.')?;
-    let secs: u64 = secs.parse().ok()?;
-    let millis: u64 = millis.parse().ok()?;
-    if millis >= 1000 {
-        return None;
-    }
-    Some((Duration::from_millis(secs * 1000 + millis), text))
-}
 
 /// `text` cut to `max` characters, with an ellipsis when cut.
 fn clip(text: &str, max: usize) -> String {

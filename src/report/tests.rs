@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::html::escape;
 use super::sequence::{self, Arrow, Kind, Segment, Step, WireRecord};
+use crate::world::timeline::stamp;
 
 const ENDPOINT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 const DOH: Ipv4Addr = Ipv4Addr::new(8, 8, 8, 8);
@@ -54,7 +55,7 @@ fn shape(arrows: &[Arrow]) -> Vec<String> {
         .map(|a| {
             format!(
                 "{} {}>{} {:?} {}",
-                sequence::stamp(a.at),
+                stamp(a.at),
                 a.from,
                 a.to,
                 a.kind,
@@ -349,8 +350,8 @@ fn timeline_lines_come_before_the_traffic_of_their_millisecond() {
     let kinds: Vec<String> = steps
         .iter()
         .map(|s| match s {
-            Step::World { at, text } => format!("{} world {text}", sequence::stamp(*at)),
-            Step::Arrow(a) => format!("{} arrow {}", sequence::stamp(a.at), a.label),
+            Step::World { at, text } => format!("{} world {text}", stamp(*at)),
+            Step::Arrow(a) => format!("{} arrow {}", stamp(a.at), a.label),
         })
         .collect();
     assert_eq!(

@@ -38,7 +38,30 @@ impl Timeline {
     }
 }
 
+/// `+12.345s`, the timeline's stamp of `at`.
+pub fn stamp(at: Duration) -> String {
+    format!("+{}.{:03}s", at.as_secs(), at.subsec_millis())
+}
+
 /// A timeline line: `text` stamped with `at`.
 pub fn stamped(at: Duration, text: &str) -> String {
-    format!("+{}.{:03}s {text}", at.as_secs(), at.subsec_millis())
+    format!("{} {text}", stamp(at))
+}
+
+/// A timeline line's time and text (a bare stamp has no text).
+pub fn parse(line: &str) -> Option<(Duration, &str)> {
+    let rest = line.strip_prefix('+')?;
+    let (time, text) = match rest.split_once("s ") {
+        Some(split) => split,
+        None => (rest.strip_suffix('s')?, ""),
+    };
+    let (secs, millis) = time.split_once('.')?;
+    let secs: u64 = secs.parse().ok()?;
+    let millis: u64 = millis.parse().ok()?;
+    if millis >= 1000 {
+        return None;
+    }
+    Duration::from_secs(secs)
+        .checked_add(Duration::from_millis(millis))
+        .map(|at| (at, text))
 }

@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use agent::core::steer::{FlowInfo, Mode, PinnedAction, Reason, Verdict, is_private};
 
-use super::session::{Session, stamp};
+use super::session::Session;
 use crate::scenario::{FirewallPlace, SteeringMode, TunnelState};
 use crate::world::path::{Path as NetPath, Transport, Verdict as PathVerdict};
 use crate::world::registry::{HostEntry, Registry, Role};
+use crate::world::timeline::stamp;
 
 /// The explanation, or what to write instead.
 pub fn explain(

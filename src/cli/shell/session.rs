@@ -25,6 +25,7 @@ use crate::report::RunReport;
 use crate::scenario::{
     self, EventAction, FirewallPlace, LoadError, Rule, Scenario, TunnelState, format_duration,
 };
+use crate::world::timeline::stamp;
 use crate::world::{self, Captures, World, WorldError};
 
 /// The longest single `step`.
@@ -165,8 +166,7 @@ impl Session {
                 stamp(self.now)
             ));
         }
-        let now = self.now;
-        let world = self.world_at(now)?;
+        let world = self.world_now()?;
         let searched = until::search(&goal, world, end);
         let (to, report, found) = self.kept(searched)?;
         let mut out = self.advance(to, report);
@@ -685,23 +685,26 @@ impl Session {
 
     /// Steps the live world to `to` (at or after now) and reads the run.
     fn run_to(&mut self, to: Duration) -> Result<RunReport, String> {
-        let world = self.world_at(self.now)?;
+        let world = self.world_now()?;
         let stepped = world.advance_to(to).map(|()| world.report());
         self.kept(stepped)
     }
 
-    /// The live world at `at`, with the edited scenario's events: the one kept when it
+    /// The live world at now, with the edited scenario's events: the one kept when it
     /// can take them, else one built again from t = 0.
-    fn world_at(&mut self, at: Duration) -> Result<&mut World, String> {
-        let keep = self
+    fn world_now(&mut self) -> Result<&mut World, String> {
+        let now = self.now;
+        let kept = self
             .world
-            .as_mut()
-            .is_some_and(|w| w.now() <= at && w.reschedule(&self.scenario));
-        if !keep {
-            self.world = Some(live_world(&self.scenario).map_err(stopped)?);
-        }
-        let world = self.world.as_mut().ok_or("no world")?;
-        world.advance_to(at).map_err(stopped)?;
+            .take()
+            .filter(|w| w.now() <= now)
+            .and_then(|mut w| w.reschedule(&self.scenario).then_some(w));
+        let world = match kept {
+            Some(world) => world,
+            None => live_world(&self.scenario).map_err(stopped)?,
+        };
+        let world = self.world.insert(world);
+        world.advance_to(now).map_err(stopped)?;
         Ok(world)
     }
 
@@ -836,11 +839,6 @@ fn common_prefix(a: &[String], b: &[String]) -> usize {
 /// Two rules are the same if they read the same once canonical.
 fn same_rule(a: &Rule, b: &Rule) -> bool {
     a.to_string() == b.to_string()
-}
-
-/// `+12.345s`, the timeline's stamp.
-pub fn stamp(t: Duration) -> String {
-    format!("+{}.{:03}s", t.as_secs(), t.subsec_millis())
 }
 
 fn millis(t: Duration) -> i64 {

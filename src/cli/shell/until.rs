@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::command::Until;
 use crate::report::RunReport;
 use crate::scenario::TunnelState;
-use crate::world::{self, World, WorldError};
+use crate::world::{self, World, WorldError, timeline};
 
 /// Finds the first time in `(now, end]` the goal holds, stepping `world` in place one
 /// tick at a time and checking the run whenever what a report would show has changed.
@@ -134,18 +134,11 @@ fn unresolved(r: &RunReport, host: &str) -> usize {
 /// The timeline without its closing `end:` line (which every run adds).
 pub fn world_lines(r: &RunReport) -> &[String] {
     match r.timeline.split_last() {
-        Some((last, rest)) if world_time(last).is_some_and(|(_, t)| t.starts_with("end: ")) => rest,
+        Some((last, rest))
+            if timeline::parse(last).is_some_and(|(_, t)| t.starts_with("end: ")) =>
+        {
+            rest
+        }
         _ => &r.timeline,
     }
-}
-
-/// `+12.345s text` into its time and text.
-fn world_time(line: &str) -> Option<(Duration, &str)> {
-    let rest = line.strip_prefix('+')?;
-    let (stamp, text) = rest.split_once("s ")?;
-    let (secs, ms) = stamp.split_once('.')?;
-    let secs: u64 = secs.parse().ok()?;
-    let ms: u64 = ms.parse().ok()?;
-    let at = Duration::from_secs(secs).checked_add(Duration::from_millis(ms))?;
-    Some((at, text))
 }
