@@ -17,6 +17,9 @@
 //!   same tick and the same 600 s, every host idle (servers that accept nothing): the
 //!   floor any world of that size stands on. `outage_600s` against it is the world's
 //!   cost over turmoil's own;
+//! - `turmoil_floor_600s_one_awake`: the same bare hosts with every server crashed, only
+//!   the endpoint's host ticking: the floor of a world whose servers all sleep (turmoil
+//!   still walks every link and host on every step);
 //! - `thousand_endpoints` (only with `STEERLAB_BENCH_SCALE=1`): perf/thousand-endpoints.toml.
 
 use std::path::Path;
@@ -80,9 +83,21 @@ fn outage_600s_all_awake(bencher: Bencher) {
 
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn turmoil_floor_600s(bencher: Bencher) {
+    bare_turmoil(bencher, false);
+}
+
+/// Bare turmoil with the outage world's hosts, every server crashed after the first
+/// step: only the endpoint's host ticks. The floor of a world whose servers all sleep;
+/// what is left of it is turmoil's per-step walk over every link and host.
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn turmoil_floor_600s_one_awake(bencher: Bencher) {
+    bare_turmoil(bencher, true);
+}
+
+fn bare_turmoil(bencher: Bencher, servers_asleep: bool) {
     let s = scenario(OUTAGE);
-    let report = steerlab::world::run(&s, None).expect("the run completes");
-    let hosts: Vec<std::net::Ipv4Addr> = report.hosts.iter().map(|(ip, _)| *ip).collect();
+    let world = World::new(&s, None, Captures::default()).expect("the world builds");
+    let hosts = world.sim_hosts();
     println!("{OUTAGE}: {} hosts", hosts.len());
     bencher.bench_local(|| {
         let mut sim = turmoil::Builder::new()
@@ -105,6 +120,12 @@ fn turmoil_floor_600s(bencher: Bencher) {
             tokio::time::sleep(duration).await;
             Ok(())
         });
+        if servers_asleep {
+            sim.step().expect("the bare simulation steps");
+            for ip in servers {
+                sim.crash(std::net::IpAddr::V4(*ip));
+            }
+        }
         sim.run().expect("the bare simulation runs");
     });
 }

@@ -83,3 +83,30 @@ fn idle_servers_asleep_change_no_byte_of_the_story() {
         assert_eq!(a.outcome, b.outcome, "{path}");
     }
 }
+
+#[test]
+fn the_gslb_api_runs_only_where_something_can_ask_it() {
+    let hosts = |s: &Scenario| {
+        let w = World::new(s, None, Captures::default()).unwrap();
+        let gslb = w.report().hosts.by_label("gslb").expect("GSLB is planned");
+        w.sim_hosts().contains(&gslb)
+    };
+    // Client 95.1 resolves by DoH, then the local resolver: no GSLB host.
+    let mut s = scenario("scenarios/failover/everything-down.toml");
+    assert!(!hosts(&s));
+    // An app that names the API reaches it whatever the client's version.
+    s.events.push(Event {
+        at: Duration::from_secs(1),
+        action: EventAction::Connect {
+            process: "curl".to_string(),
+            host: "GATEWAY.gslb.goskope.com".to_string(),
+            port: 443,
+            via_proxy: false,
+            dns: steerlab::scenario::AppDns::Os,
+            proto: steerlab::scenario::AppProto::Tcp,
+        },
+    });
+    assert!(hosts(&s));
+    // Client 96.1 asks GSLB first.
+    assert!(hosts(&scenario("scenarios/gslb/best-rtt-not-first.toml")));
+}

@@ -216,6 +216,17 @@ impl World {
         self.sleeper = Sleeper::never();
     }
 
+    /// The addresses of the world's turmoil hosts, the endpoints' first: the planned
+    /// hosts but those nothing can reach (GSLB when nobody asks it).
+    pub fn sim_hosts(&self) -> Vec<Ipv4Addr> {
+        let planned = self.plan.registry.iter().map(|(ip, _)| *ip);
+        let started = planned.filter(|ip| *ip != self.plan.gslb || self.plan.gslb_host);
+        let (mut endpoints, servers): (Vec<_>, Vec<_>) =
+            started.partition(|ip| self.plan.endpoint_hosts.contains(ip));
+        endpoints.extend(servers);
+        endpoints
+    }
+
     /// How many times a server host went to sleep so far.
     pub fn naps(&self) -> u64 {
         self.sleeper.naps()
@@ -269,8 +280,9 @@ impl World {
         if done != self.applied() || rest.iter().any(|e| e.at < now) {
             return false;
         }
-        if !Plan::new(scenario).is_ok_and(|plan| plan.registry == self.plan.registry)
-            || !servers::udp_ports(scenario).is_subset(&servers::udp_ports(&self.scenario))
+        if !Plan::new(scenario).is_ok_and(|plan| {
+            plan.registry == self.plan.registry && plan.gslb_host == self.plan.gslb_host
+        }) || !servers::udp_ports(scenario).is_subset(&servers::udp_ports(&self.scenario))
         {
             return false;
         }
@@ -408,7 +420,9 @@ impl World {
                 for e in endpoints {
                     lock(&e.path)?.set_partitioned(ip, cut);
                 }
-                for host in &plan.endpoint_hosts {
+                // A host that is planned but not started (GSLB nobody asks) has no link.
+                let started = ip != plan.gslb || plan.gslb_host;
+                for host in plan.endpoint_hosts.iter().filter(|_| started) {
                     let (a, b) = (IpAddr::V4(*host), IpAddr::V4(ip));
                     if cut {
                         self.sim.partition(a, b);
@@ -577,8 +591,9 @@ fn build(
     // Links exist once both ends are registered. Through a VPN, every internet host is
     // farther away.
     if let Some(vpn) = &s.network.vpn {
-        let internet = [plan.doh, plan.gslb]
-            .into_iter()
+        let gslb = plan.gslb_host.then_some(plan.gslb);
+        let internet = std::iter::once(plan.doh)
+            .chain(gslb)
             .chain(s.origins.iter().map(|o| o.ip))
             .filter(|ip| !ip.is_private());
         for ip in internet {
@@ -638,16 +653,28 @@ fn sleeper(s: &Scenario, plan: &Plan, servers: &Servers) -> Sleeper {
         .filter(|(_, latency)| *latency < 2 * TICK)
         .map(|(ip, _)| *ip)
         .collect();
-    let hosts = plan
+    let hosts: Vec<(Ipv4Addr, bool)> = plan
         .registry
         .iter()
         .filter(|(ip, _)| !plan.endpoint_hosts.contains(ip) && !short.contains(ip))
-        .map(|(ip, h)| (*ip, matches!(h.role, Role::Pop(_) | Role::Backup)));
+        .filter(|(ip, _)| **ip != plan.gslb || plan.gslb_host)
+        .map(|(ip, h)| (*ip, matches!(h.role, Role::Pop(_) | Role::Backup)))
+        .collect();
+    // Every link not set otherwise (server to server, say) has the default latency.
+    let shortest = servers
+        .latencies
+        .iter()
+        .filter(|(ip, _)| hosts.iter().any(|(h, _)| h == ip))
+        .map(|(_, latency)| *latency)
+        .fold(DEFAULT_LINK_LATENCY, Duration::min);
+    let ticks = (shortest.as_nanos() / TICK.as_nanos())
+        .try_into()
+        .unwrap_or(u32::MAX);
     let slow = match s.dns.ldns_behaviour {
         crate::scenario::ServerBehaviour::SlowAnswer(d) => d,
         _ => Duration::ZERO,
     };
-    Sleeper::new(hosts, DATAGRAM_LINGER + slow)
+    Sleeper::new(hosts, DATAGRAM_LINGER + slow, ticks)
 }
 
 /// How long a server host stays awake after a datagram, beyond any slow answer.

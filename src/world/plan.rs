@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::DEFAULT_LINK_LATENCY;
 use super::build::{GSLB_NAME, WorldError, domain, gateway_by_location, nearest_pop};
 use super::registry::{HostEntry, Registry, Role};
-use crate::scenario::{EventAction, RuleAction, Scenario};
+use crate::scenario::{EventAction, OnPremTest, RuleAction, Scenario};
 
 /// Every firewall rule of the scenario: both lists and the rules added by events.
 fn all_rules(scenario: &Scenario) -> impl Iterator<Item = &crate::scenario::Rule> {
@@ -35,6 +35,9 @@ pub(super) struct Plan {
     pub(super) doh: Ipv4Addr,
     pub(super) backup: Ipv4Addr,
     pub(super) gslb: Ipv4Addr,
+    /// Whether the GSLB API runs on a host: only when something in the world can ask
+    /// it ([`asks_gslb`]). Its address and name are planned either way.
+    pub(super) gslb_host: bool,
     pub(super) inspector: Option<Ipv4Addr>,
     pub(super) portal: Option<Ipv4Addr>,
     /// The PAC server, when the endpoint's proxy comes from auto-configuration.
@@ -201,6 +204,7 @@ impl Plan {
             doh,
             backup,
             gslb,
+            gslb_host: asks_gslb(s),
             inspector,
             portal,
             pac_server,
@@ -258,4 +262,21 @@ pub(super) fn proxy_names(s: &Scenario, plan: &Plan) -> BTreeMap<String, Ipv4Add
         nearest_pop(s, &s.client.location),
     );
     names
+}
+
+/// Whether anything in `s` can ask the GSLB API: the agent from client 96.1 (its method
+/// chain starts with GSLB), an app or the on-prem HTTP test naming the API's host. A
+/// world where nothing can keeps the API off turmoil: every host adds a link to every
+/// other, and turmoil ticks each link on every step, used or not.
+pub(super) fn asks_gslb(s: &Scenario) -> bool {
+    let names_it = |text: &str| text.to_ascii_lowercase().contains(GSLB_NAME);
+    s.client.version.at_least(96, 1)
+        || s.events.iter().any(|e| match &e.action {
+            EventAction::Connect { host, .. } => names_it(host),
+            _ => false,
+        })
+        || s.steering.on_prem.as_ref().is_some_and(|o| match &o.test {
+            OnPremTest::Http { url } => names_it(url),
+            OnPremTest::Dns { .. } => false,
+        })
 }

@@ -1,7 +1,8 @@
 //! The world's servers, each on its own turmoil host, started in a fixed order (the
-//! order hosts tick in): DoH, GSLB, the resolvers, the tenant's control plane, every
-//! PoP's gateway and gateway-backup, the origins, then the site's own hosts (proxy,
-//! captive-portal check, PAC server, captive portal, inspector).
+//! order hosts tick in): DoH, GSLB (only when something can ask it: `plan::asks_gslb`),
+//! the resolvers, the tenant's control plane, every PoP's gateway and gateway-backup,
+//! the origins, then the site's own hosts (proxy, captive-portal check, PAC server,
+//! captive portal, inspector).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -59,9 +60,12 @@ pub(super) fn start(
     let gslb_tls =
         serve::server_config(&gslb_leaf, Arc::new(clock), serve::tls_seed(seed, "gslb"))?;
     let gslb = gslb_state(s);
-    sim.host(IpAddr::V4(plan.gslb), move || {
-        serve::https(sim_gslb::router(gslb.clone()), Some(gslb_tls.clone()), 443)
-    });
+    // Its certificate is made either way: the PKI draws every leaf in the same order.
+    if plan.gslb_host {
+        sim.host(IpAddr::V4(plan.gslb), move || {
+            serve::https(sim_gslb::router(gslb.clone()), Some(gslb_tls.clone()), 443)
+        });
+    }
 
     // The local resolver.
     let ldns = sim_doh::Ldns::new(

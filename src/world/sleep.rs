@@ -11,7 +11,10 @@
 //! has no state a peer could notice, so it is crashed (turmoil stops ticking it). A
 //! message in flight to a sleeping host bounces it (turmoil starts its software again,
 //! which binds its sockets on the next tick), before the message is due: every link of a
-//! sleeping host is at least two ticks long. Servers keep what outlives a connection
+//! sleeping host is at least two ticks long. When the shortest such link is longer, the
+//! links are read every `shortest - 1` ticks rather than on every one: a message is in
+//! flight for its link's whole latency, so it is still seen in time to wake its host,
+//! and every TCP segment to or from a sleeping host is still seen at least once. Servers keep what outlives a connection
 //! (zones, GSLB and tenant state, policies, TLS configurations and their seeded
 //! randomness) outside their software, so a bounced server answers as before.
 //!
@@ -58,13 +61,22 @@ pub struct Sleeper {
     busy: Vec<(Ipv4Addr, bool)>,
     /// Hosts crashed and bounced so far (for the figures).
     naps: u64,
+    /// The links are read on every `stride`-th step.
+    stride: u32,
+    /// Steps since they were last read.
+    since: u32,
 }
 
 impl Sleeper {
     /// A sleeper for `hosts` (each server host, with whether a datagram to it carries
     /// state its software keeps, as a gateway's DTLS does); hosts not listed never
-    /// sleep. `linger`: how long a host stays awake after a datagram.
-    pub fn new(hosts: impl IntoIterator<Item = (Ipv4Addr, bool)>, linger: Duration) -> Sleeper {
+    /// sleep. `linger`: how long a host stays awake after a datagram. `shortest`: the
+    /// shortest link any of those hosts has, in ticks (at least 2).
+    pub fn new(
+        hosts: impl IntoIterator<Item = (Ipv4Addr, bool)>,
+        linger: Duration,
+        shortest: u32,
+    ) -> Sleeper {
         Sleeper {
             hosts: hosts
                 .into_iter()
@@ -77,6 +89,7 @@ impl Sleeper {
                 })
                 .collect(),
             linger,
+            stride: shortest.saturating_sub(1).max(1),
             ..Sleeper::default()
         }
     }
@@ -106,6 +119,11 @@ impl Sleeper {
         if self.hosts.is_empty() {
             return;
         }
+        self.since += 1;
+        if self.since < self.stride {
+            return;
+        }
+        self.since = 0;
         // Most steps have nothing in flight to or from a server: no allocation then.
         self.busy.clear();
         let hosts = &mut self.hosts;
