@@ -272,7 +272,7 @@ do = "start"
 #[test]
 fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
     let dir = temp("bundled");
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         (
             "scenarios/failover/gateway-partitioned-mid-session.toml",
             &["gateway-unreachable"],
@@ -282,6 +282,8 @@ fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
             &["udp-443-blocked"],
         ),
         ("scenarios/steering/web-exceptions-and-private.toml", &[]),
+        // A mode change on a pull: the draft has the control plane and the admin's event.
+        ("scenarios/tenant/policy-change-on-next-pull.toml", &[]),
     ];
     for (k, (scenario, causes)) in cases.into_iter().enumerate() {
         let log = dir.join(format!("{k}.log"));

@@ -102,6 +102,8 @@ pub struct Facts {
     pub primary_ips: Vec<String>,
     /// Entries where the client downloaded its configuration.
     pub config_downloads: Vec<usize>,
+    /// Pulled configurations that changed the steering mode: (entry, from, to).
+    pub mode_changes: Vec<(usize, String, String)>,
     /// Entries where the client saw its network change (a move: roaming).
     pub network_changes: Vec<usize>,
     /// DTLS connect failures: (host, reason).
@@ -343,6 +345,9 @@ pub fn gather(ev: &Evidence) -> Facts {
             }
             Event::PacFailed { .. } => f.pac_failures.push(i),
             Event::ConfigDownloaded => f.config_downloads.push(i),
+            Event::ModeChanged { from, to } => {
+                f.mode_changes.push((i, from.clone(), to.clone()));
+            }
             Event::NetworkChanged => f.network_changes.push(i),
             Event::NextPop { .. } | Event::FallbackToTls | Event::Other | Event::Unknown => {}
         }

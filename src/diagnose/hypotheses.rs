@@ -118,6 +118,7 @@ pub fn candidates(facts: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Vec<
     };
     resolution(facts, &mut start);
     roaming(facts, &mut start);
+    mode_changes(facts, &mut start);
     for variant in tunnel_variants(facts) {
         let mut c = start.clone();
         for apply in variant {
@@ -157,6 +158,51 @@ fn roams(f: &Facts) -> bool {
 /// The location of the `k`-th network the laptop roamed to (1-based).
 fn roamed_location(k: usize) -> String {
     format!("roamed-{k}")
+}
+
+/// The tenant's admin changed the steering mode when a pulled configuration changed it:
+/// the drafted tenant starts in the first change's old mode, pulls as often as the log's
+/// downloads are apart, and the admin sets each new mode right after the pull before the
+/// one that applied it.
+fn mode_changes(f: &Facts, c: &mut Candidate) {
+    let Some((_, first, _)) = f.mode_changes.first() else {
+        return;
+    };
+    c.plan.mode = Some(first.clone());
+    c.plan.control_plane = true;
+    let user = format!("user@{}.com", c.plan.tenant);
+    c.plan.user.get_or_insert(user);
+    for (entry, from, to) in &f.mode_changes {
+        // The download the change came with, and the pull before it.
+        let Some(pulled) = f.config_downloads.iter().copied().rfind(|d| d <= entry) else {
+            continue;
+        };
+        let Some(before) = f.config_downloads.iter().copied().rfind(|d| *d < pulled) else {
+            continue;
+        };
+        let apart = f.offsets_ms[pulled].saturating_sub(f.offsets_ms[before]);
+        if c.plan.pull_interval_ms.is_none() && apart >= 1000 {
+            // Pulls are whole seconds apart; the log's stamps carry the steps' delays.
+            let apart = u64::try_from(apart).unwrap_or(0);
+            c.plan.pull_interval_ms = Some(apart / 1000 * 1000);
+        }
+        c.assumptions.push(format!(
+            "the tenant's admin changes the steering mode from {from} to {to}; the client applies it on its next pull"
+        ));
+        c.anchored.push(Anchored {
+            after_entry: before,
+            event: PlanEvent::SetMode(to.clone()),
+            delay_ms: 1,
+        });
+    }
+}
+
+/// The steering mode in force at `entry`: the last change before it, else the first
+/// change's old mode; `None` when the log shows no change.
+fn mode_at(f: &Facts, entry: usize) -> Option<&str> {
+    let (_, first, _) = f.mode_changes.first()?;
+    let last = f.mode_changes.iter().rfind(|(at, _, _)| *at < entry);
+    Some(last.map_or(first.as_str(), |(_, _, to)| to.as_str()))
 }
 
 /// The endpoint moves to the next network when the client saw its network change. A
@@ -1031,6 +1077,8 @@ fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
                 push_unique(&mut p.policy_block, &flow.host);
             }
             ("direct", _) if flow.reason.contains("not a managed") => {}
+            // Outside cloud-apps mode, a tunneled flow says nothing of managed domains.
+            _ if mode_at(f, flow.entry).is_some_and(|m| m != "cloud-apps") => {}
             _ => {
                 if name_host {
                     push_unique(&mut p.managed, &flow.host);

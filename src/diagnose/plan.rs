@@ -22,6 +22,9 @@ pub enum PlanEvent {
     Login,
     /// The endpoint moves to a network in this location.
     Move(String),
+    /// The tenant's admin sets the default configuration's steering mode (an `admin`
+    /// `set_mode` event; clients see it on their next pull).
+    SetMode(String),
     /// A firewall rule added at run time: (`"host"` | `"perimeter"`, rule).
     Rule(&'static str, String),
     Connect {
@@ -78,6 +81,8 @@ pub struct Plan {
     pub direct_egress: bool,
     pub path_mtu: Option<u32>,
     pub control_plane: bool,
+    /// `[control_plane] interval`, in ms, when the log shows it (else the default).
+    pub pull_interval_ms: Option<u64>,
     /// `[client] user`: the enrolled user the tenant hands its configuration to.
     pub user: Option<String>,
     pub pops: Vec<PlanPop>,
@@ -125,6 +130,7 @@ impl Default for Plan {
             direct_egress: true,
             path_mtu: None,
             control_plane: false,
+            pull_interval_ms: None,
             user: None,
             pops: Vec::new(),
             backup: None,
@@ -256,6 +262,9 @@ impl Plan {
         }
         if self.control_plane {
             let _ = writeln!(w, "\n[control_plane]");
+            if let Some(interval) = self.pull_interval_ms {
+                let _ = writeln!(w, "interval = {}", ms(interval));
+            }
         }
         let network = !self.host_firewall.is_empty()
             || !self.perimeter_firewall.is_empty()
@@ -328,6 +337,13 @@ impl Plan {
                 }
                 PlanEvent::Move(location) => {
                     let _ = writeln!(w, "do = \"move\"\nlocation = {}", q(location));
+                }
+                PlanEvent::SetMode(mode) => {
+                    let _ = writeln!(
+                        w,
+                        "do = \"admin\"\naction = \"set_mode\"\nmode = {}",
+                        q(mode)
+                    );
                 }
                 PlanEvent::Rule(place, rule) => {
                     let _ = writeln!(w, "do = \"rule\"\nwhere = {}\nrule = {}", q(place), q(rule));

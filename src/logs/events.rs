@@ -124,6 +124,9 @@ pub enum Event {
     PacFailed { reason: String },
     /// `Config Downloaded client configuration "NAME" version N`.
     ConfigDownloaded,
+    /// `Config Applied configuration version N: steering mode FROM -> TO, ...`: a pulled
+    /// configuration changed the steering mode.
+    ModeChanged { from: String, to: String },
     /// `CTunnelMgr Network change detected, reconnecting`.
     NetworkChanged,
     /// A known line that is no step of the story (status lines, configuration, details).
@@ -167,6 +170,7 @@ impl Event {
             | Event::ProxyDetected { .. }
             | Event::PacFailed { .. }
             | Event::ConfigDownloaded
+            | Event::ModeChanged { .. }
             | Event::NetworkChanged
             | Event::Other
             | Event::Unknown => return None,
@@ -534,6 +538,9 @@ fn config_line(m: &str) -> Event {
     if m.starts_with("Downloaded client configuration") {
         return Event::ConfigDownloaded;
     }
+    if let Some(change) = mode_change(m) {
+        return change;
+    }
     if m.contains("PAC")
         || m.contains("configuration")
         || m.contains("Device classification")
@@ -542,6 +549,19 @@ fn config_line(m: &str) -> Event {
         return Event::Other;
     }
     Event::Unknown
+}
+
+/// `Applied configuration version N: steering mode FROM -> TO, ...` as a mode change.
+fn mode_change(m: &str) -> Option<Event> {
+    if !m.starts_with("Applied configuration") {
+        return None;
+    }
+    let (from, rest) = after(m, "steering mode ")?.split_once(" -> ")?;
+    let (from, to) = (word(from), word(rest));
+    (!from.is_empty() && !to.is_empty() && from != to).then(|| Event::ModeChanged {
+        from: from.to_string(),
+        to: to.to_string(),
+    })
 }
 
 fn manager_line(m: &str) -> Event {
@@ -804,6 +824,26 @@ pub fn explained(left: &[Step], right: &[Step]) -> usize {
 mod tests {
     use super::super::parse::parse_log;
     use super::*;
+
+    #[test]
+    fn an_applied_configuration_tells_a_mode_change_only_when_there_is_one() {
+        let log = "\
+2019/10/14 11:40:40.025 stAgentSvc p1 t1 4 Config Applied configuration version 1: 2 managed domain(s), 0 exception(s), 0 bypass app(s)
+2019/10/14 11:41:40.050 stAgentSvc p1 t1 4 Config Applied configuration version 3: steering mode cloud-apps -> all, 2 managed domain(s), 0 exception(s), 0 bypass app(s)
+2019/10/14 11:41:40.050 stAgentSvc p1 t1 4 Config Applied configuration version 4: steering mode web -> web, 2 managed domain(s)
+2019/10/14 11:41:40.050 stAgentSvc p1 t1 4 Config Applied configuration version 5: steering mode -> ";
+        let events: Vec<Event> = parse_log(log).unwrap().iter().map(classify).collect();
+        assert_eq!(events[0], Event::Other);
+        assert_eq!(
+            events[1],
+            Event::ModeChanged {
+                from: "cloud-apps".into(),
+                to: "all".into()
+            }
+        );
+        assert_eq!(events[2], Event::Other);
+        assert_eq!(events[3], Event::Other);
+    }
 
     #[test]
     fn seed_lines_mean_what_they_say() {
