@@ -272,7 +272,7 @@ do = "start"
 #[test]
 fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
     let dir = temp("bundled");
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 6] = [
         (
             "scenarios/failover/gateway-partitioned-mid-session.toml",
             &["gateway-unreachable"],
@@ -284,6 +284,9 @@ fn bundled_scenarios_logs_are_diagnosed_back_to_their_causes() {
         ("scenarios/steering/web-exceptions-and-private.toml", &[]),
         // A mode change on a pull: the draft has the control plane and the admin's event.
         ("scenarios/tenant/policy-change-on-next-pull.toml", &[]),
+        // A refusal for a group after a flow let through: the admin moved the user.
+        ("scenarios/tenant/group-move-gateway-policy.toml", &[]),
+        ("scenarios/tenant/lost-device.toml", &[]),
     ];
     for (k, (scenario, causes)) in cases.into_iter().enumerate() {
         let log = dir.join(format!("{k}.log"));

@@ -118,6 +118,8 @@ pub fn candidates(facts: &Facts, ev: &Evidence, base: Option<&Scenario>) -> Vec<
     };
     resolution(facts, &mut start);
     roaming(facts, &mut start);
+    // The user a refusal names first: a mode change needs a user, any user.
+    group_moves(facts, &mut start);
     mode_changes(facts, &mut start);
     for variant in tunnel_variants(facts) {
         let mut c = start.clone();
@@ -169,17 +171,18 @@ fn mode_changes(f: &Facts, c: &mut Candidate) {
         return;
     };
     c.plan.mode = Some(first.clone());
-    c.plan.control_plane = true;
-    let user = format!("user@{}.com", c.plan.tenant);
-    c.plan.user.get_or_insert(user);
     for (entry, from, to) in &f.mode_changes {
         // The download the change came with, and the pull before it.
-        let Some(pulled) = f.config_downloads.iter().copied().rfind(|d| d <= entry) else {
+        let pulled = f.config_downloads.iter().copied().rfind(|d| d <= entry);
+        let before = pulled.and_then(|p| f.config_downloads.iter().copied().rfind(|d| *d < p));
+        let (Some(pulled), Some(before)) = (pulled, before) else {
+            // The first configuration's mode: the tenant's from the start.
+            c.plan.mode = Some(to.clone());
             continue;
         };
-        let Some(before) = f.config_downloads.iter().copied().rfind(|d| *d < pulled) else {
-            continue;
-        };
+        c.plan.control_plane = true;
+        let user = format!("user@{}.com", c.plan.tenant);
+        c.plan.user.get_or_insert(user);
         let apart = f.offsets_ms[pulled].saturating_sub(f.offsets_ms[before]);
         if c.plan.pull_interval_ms.is_none() && apart >= 1000 {
             // Pulls are whole seconds apart; the log's stamps carry the steps' delays.
@@ -197,12 +200,99 @@ fn mode_changes(f: &Facts, c: &mut Candidate) {
     }
 }
 
+/// The group and user a gateway's refusal names (`blocked by policy: ... for group
+/// contractors (bob@acme.com)`).
+fn policy_group(reason: &str) -> Option<(String, String)> {
+    let (_, rest) = reason.rsplit_once(" for group ")?;
+    let (group, user) = rest.split_once(" (")?;
+    let user = user.strip_suffix(')')?;
+    let ok = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    (ok(group) && ok(user)).then(|| (group.to_string(), user.to_string()))
+}
+
+/// Whether a gateway's refusal is its block-all policy (a lost device's group).
+fn blocks_all(reason: &str) -> bool {
+    reason.contains("policy: every destination")
+}
+
+/// The user in the group a gateway's refusal names: in it from the start, or moved into
+/// it by the tenant's admin halfway between the last flow to that host the gateway let
+/// through and the refused one.
+fn group_moves(f: &Facts, c: &mut Candidate) {
+    for (k, flow) in f.flows.iter().enumerate() {
+        if flow.why != "policy" {
+            continue;
+        }
+        let Some((group, user)) = policy_group(&flow.reason) else {
+            continue;
+        };
+        c.plan.user.get_or_insert(user.clone());
+        if !c.plan.policy_groups.iter().any(|(g, _)| *g == group) {
+            c.plan.policy_groups.push((group.clone(), Vec::new()));
+        }
+        let every = blocks_all(&flow.reason);
+        let let_through = f.flows[..k]
+            .iter()
+            .rfind(|x| (every || x.host == flow.host) && x.verdict == "tunneled");
+        let Some(earlier) = let_through else {
+            if let Some((_, users)) = c.plan.policy_groups.iter_mut().find(|(g, _)| *g == group) {
+                push_unique(users, &user);
+            }
+            continue;
+        };
+        let in_group = c
+            .plan
+            .policy_groups
+            .iter()
+            .any(|(g, users)| *g == group && users.contains(&user));
+        let moved = c.anchored.iter().any(|a| {
+            matches!(&a.event, PlanEvent::MoveUser { user: u, group: g } if *u == user && *g == group)
+        });
+        if in_group || moved {
+            continue;
+        }
+        c.plan.control_plane = true;
+        c.assumptions.push(format!(
+            "the tenant's admin moves {user} into group {group} between two flows{}",
+            if every {
+                String::new()
+            } else {
+                format!(" to {}", flow.host)
+            }
+        ));
+        let gap = u64::try_from(flow.offset_ms.saturating_sub(earlier.offset_ms)).unwrap_or(0);
+        c.anchored.push(Anchored {
+            after_entry: earlier.entry,
+            event: PlanEvent::MoveUser { user, group },
+            delay_ms: (gap / 2).max(1),
+        });
+    }
+}
+
 /// The steering mode in force at `entry`: the last change before it, else the first
 /// change's old mode; `None` when the log shows no change.
 fn mode_at(f: &Facts, entry: usize) -> Option<&str> {
     let (_, first, _) = f.mode_changes.first()?;
     let last = f.mode_changes.iter().rfind(|(at, _, _)| *at < entry);
     Some(last.map_or(first.as_str(), |(_, _, to)| to.as_str()))
+}
+
+#[cfg(test)]
+mod admin_tests {
+    use super::policy_group;
+
+    #[test]
+    fn a_refusal_names_its_group_and_user() {
+        assert_eq!(
+            policy_group(
+                "blocked by policy: category file-sharing for group contractors (bob@acme.com)"
+            ),
+            Some(("contractors".into(), "bob@acme.com".into()))
+        );
+        assert_eq!(policy_group("blocked by policy: www.dropbox.com"), None);
+        assert_eq!(policy_group("blocked by policy: x for group  (bob)"), None);
+        assert_eq!(policy_group("for group a b (c)"), None);
+    }
 }
 
 /// The endpoint moves to the next network when the client saw its network change. A
@@ -1073,8 +1163,21 @@ fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
             ("bypassed", "ip-exception") => push_unique(&mut p.exceptions, &flow.host),
             ("bypassed", "private") => {}
             ("blocked", "policy") => {
-                push_unique(&mut p.managed, &flow.host);
-                push_unique(&mut p.policy_block, &flow.host);
+                if mode_at(f, flow.entry).is_none_or(|m| m == "cloud-apps") {
+                    push_unique(&mut p.managed, &flow.host);
+                }
+                match policy_group(&flow.reason) {
+                    Some((group, _)) => {
+                        let target = if blocks_all(&flow.reason) {
+                            "any"
+                        } else {
+                            &flow.host
+                        };
+                        let rule = format!("{target} for group:{group}");
+                        push_unique(&mut p.policy_block, &rule);
+                    }
+                    None => push_unique(&mut p.policy_block, &flow.host),
+                }
             }
             ("direct", _) if flow.reason.contains("not a managed") => {}
             // Outside cloud-apps mode, a tunneled flow says nothing of managed domains.

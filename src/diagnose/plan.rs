@@ -25,6 +25,12 @@ pub enum PlanEvent {
     /// The tenant's admin sets the default configuration's steering mode (an `admin`
     /// `set_mode` event; clients see it on their next pull).
     SetMode(String),
+    /// The tenant's admin moves a user into a group (an `admin` `move_user` event; the
+    /// gateway's group policy applies at once).
+    MoveUser {
+        user: String,
+        group: String,
+    },
     /// A firewall rule added at run time: (`"host"` | `"perimeter"`, rule).
     Rule(&'static str, String),
     Connect {
@@ -75,6 +81,8 @@ pub struct Plan {
     pub sni_check: bool,
     pub pinned: Vec<(String, String)>,
     pub policy_block: Vec<String>,
+    /// `[policy] groups`: group name and its users at the start.
+    pub policy_groups: Vec<(String, Vec<String>)>,
     pub host_firewall: Vec<String>,
     pub perimeter_firewall: Vec<String>,
     pub proxy: Option<(String, String)>,
@@ -124,6 +132,7 @@ impl Default for Plan {
             sni_check: false,
             pinned: Vec::new(),
             policy_block: Vec::new(),
+            policy_groups: Vec::new(),
             host_firewall: Vec::new(),
             perimeter_firewall: Vec::new(),
             proxy: None,
@@ -259,6 +268,14 @@ impl Plan {
         }
         if !self.policy_block.is_empty() {
             let _ = writeln!(w, "\n[policy]\nblock = [{}]", list(&self.policy_block));
+            if !self.policy_groups.is_empty() {
+                let groups: Vec<String> = self
+                    .policy_groups
+                    .iter()
+                    .map(|(g, users)| format!("{} = [{}]", q(g), list(users)))
+                    .collect();
+                let _ = writeln!(w, "groups = {{ {} }}", groups.join(", "));
+            }
         }
         if self.control_plane {
             let _ = writeln!(w, "\n[control_plane]");
@@ -337,6 +354,14 @@ impl Plan {
                 }
                 PlanEvent::Move(location) => {
                     let _ = writeln!(w, "do = \"move\"\nlocation = {}", q(location));
+                }
+                PlanEvent::MoveUser { user, group } => {
+                    let _ = writeln!(
+                        w,
+                        "do = \"admin\"\naction = \"move_user\"\nuser = {}\ngroup = {}",
+                        q(user),
+                        q(group)
+                    );
                 }
                 PlanEvent::SetMode(mode) => {
                     let _ = writeln!(
