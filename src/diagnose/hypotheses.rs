@@ -210,6 +210,9 @@ fn policy_group(reason: &str) -> Option<(String, String)> {
     (ok(group) && ok(user)).then(|| (group.to_string(), user.to_string()))
 }
 
+/// The lost-device group's default name (`[control_plane] lost_group`).
+const LOST_GROUP: &str = "lost-devices";
+
 /// Whether a gateway's refusal is its block-all policy (a lost device's group).
 fn blocks_all(reason: &str) -> bool {
     reason.contains("policy: every destination")
@@ -245,25 +248,39 @@ fn group_moves(f: &Facts, c: &mut Candidate) {
             .policy_groups
             .iter()
             .any(|(g, users)| *g == group && users.contains(&user));
-        let moved = c.anchored.iter().any(|a| {
-            matches!(&a.event, PlanEvent::MoveUser { user: u, group: g } if *u == user && *g == group)
+        let moved = c.anchored.iter().any(|a| match &a.event {
+            PlanEvent::MoveUser { user: u, group: g } => *u == user && *g == group,
+            PlanEvent::MarkLost(u) => *u == user,
+            _ => false,
         });
         if in_group || moved {
             continue;
         }
         c.plan.control_plane = true;
-        c.assumptions.push(format!(
-            "the tenant's admin moves {user} into group {group} between two flows{}",
-            if every {
-                String::new()
-            } else {
-                format!(" to {}", flow.host)
-            }
-        ));
+        // The tenant's lost group (by its default name) is what marking a device lost
+        // does: the block-all now, the lost-device configuration on the next pull.
+        let lost = every && group == LOST_GROUP;
+        c.assumptions.push(if lost {
+            format!(
+                "the tenant's admin marks {user}'s device lost (group {group}) between two flows"
+            )
+        } else if every {
+            format!("the tenant's admin moves {user} into group {group} between two flows")
+        } else {
+            format!(
+                "the tenant's admin moves {user} into group {group} between two flows to {}",
+                flow.host
+            )
+        });
         let gap = u64::try_from(flow.offset_ms.saturating_sub(earlier.offset_ms)).unwrap_or(0);
+        let event = if lost {
+            PlanEvent::MarkLost(user)
+        } else {
+            PlanEvent::MoveUser { user, group }
+        };
         c.anchored.push(Anchored {
             after_entry: earlier.entry,
-            event: PlanEvent::MoveUser { user, group },
+            event,
             delay_ms: (gap / 2).max(1),
         });
     }

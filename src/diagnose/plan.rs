@@ -31,6 +31,9 @@ pub enum PlanEvent {
         user: String,
         group: String,
     },
+    /// The tenant's admin marks the user's device lost (an `admin` `mark_lost` event:
+    /// the lost group's block-all at once, its configuration on the next pull).
+    MarkLost(String),
     /// A firewall rule added at run time: (`"host"` | `"perimeter"`, rule).
     Rule(&'static str, String),
     Connect {
@@ -354,6 +357,13 @@ impl Plan {
                 }
                 PlanEvent::Move(location) => {
                     let _ = writeln!(w, "do = \"move\"\nlocation = {}", q(location));
+                }
+                PlanEvent::MarkLost(user) => {
+                    let _ = writeln!(
+                        w,
+                        "do = \"admin\"\naction = \"mark_lost\"\nuser = {}",
+                        q(user)
+                    );
                 }
                 PlanEvent::MoveUser { user, group } => {
                     let _ = writeln!(
