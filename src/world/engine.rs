@@ -220,7 +220,7 @@ impl World {
     /// hosts but those nothing can reach (GSLB when nobody asks it).
     pub fn sim_hosts(&self) -> Vec<Ipv4Addr> {
         let planned = self.plan.registry.iter().map(|(ip, _)| *ip);
-        let started = planned.filter(|ip| *ip != self.plan.gslb || self.plan.gslb_host);
+        let started = planned.filter(|ip| self.plan.started(*ip));
         let (mut endpoints, servers): (Vec<_>, Vec<_>) =
             started.partition(|ip| self.plan.endpoint_hosts.contains(ip));
         endpoints.extend(servers);
@@ -234,7 +234,10 @@ impl World {
 
     /// Adds `events` (each at or after now) to those still to come, in time order; an
     /// event at the same time as one already scheduled comes after it. An event in the
-    /// past is refused: it cannot be applied any more.
+    /// past is refused: it cannot be applied any more. The world's hosts stay as built:
+    /// an app that names the GSLB API in a world built without it (a client before 96.1,
+    /// `plan::asks_gslb`) has its connection refused; build a new world from the
+    /// scenario with the event in it instead (as [`World::reschedule`] tells the shell).
     pub fn schedule(&mut self, events: impl IntoIterator<Item = Event>) -> Result<(), Event> {
         let now = self.now();
         for event in events {
@@ -421,7 +424,7 @@ impl World {
                     lock(&e.path)?.set_partitioned(ip, cut);
                 }
                 // A host that is planned but not started (GSLB nobody asks) has no link.
-                let started = ip != plan.gslb || plan.gslb_host;
+                let started = plan.started(ip);
                 for host in plan.endpoint_hosts.iter().filter(|_| started) {
                     let (a, b) = (IpAddr::V4(*host), IpAddr::V4(ip));
                     if cut {
@@ -657,7 +660,7 @@ fn sleeper(s: &Scenario, plan: &Plan, servers: &Servers) -> Sleeper {
         .registry
         .iter()
         .filter(|(ip, _)| !plan.endpoint_hosts.contains(ip) && !short.contains(ip))
-        .filter(|(ip, _)| **ip != plan.gslb || plan.gslb_host)
+        .filter(|(ip, _)| plan.started(**ip))
         .map(|(ip, h)| (*ip, matches!(h.role, Role::Pop(_) | Role::Backup)))
         .collect();
     // Every link not set otherwise (server to server, say) has the default latency.

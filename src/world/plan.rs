@@ -54,6 +54,11 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// Whether the planned host at `ip` runs on turmoil (all do but GSLB nobody asks).
+    pub(super) fn started(&self, ip: Ipv4Addr) -> bool {
+        ip != self.gslb || self.gslb_host
+    }
+
     pub(super) fn new(s: &Scenario) -> Result<Plan, WorldError> {
         let domain = domain(s.tenant.region);
         let gateway_name = format!("gateway-{}.{domain}", s.tenant.name);
