@@ -181,8 +181,7 @@ fn mode_changes(f: &Facts, c: &mut Candidate) {
             continue;
         };
         c.plan.control_plane = true;
-        let user = format!("user@{}.com", c.plan.tenant);
-        c.plan.user.get_or_insert(user);
+        enrolled_user(c);
         let apart = f.offsets_ms[pulled].saturating_sub(f.offsets_ms[before]);
         if c.plan.pull_interval_ms.is_none() && apart >= 1000 {
             // Pulls are whole seconds apart; the log's stamps carry the steps' delays.
@@ -198,6 +197,13 @@ fn mode_changes(f: &Facts, c: &mut Candidate) {
             delay_ms: 1,
         });
     }
+}
+
+/// An enrolled user the tenant knows, when the log names none: the tenant refuses its
+/// configuration to an unknown user.
+fn enrolled_user(c: &mut Candidate) {
+    let user = format!("user@{}.com", c.plan.tenant);
+    c.plan.user.get_or_insert(user);
 }
 
 /// The group and user a gateway's refusal names (`blocked by policy: ... for group
@@ -286,12 +292,15 @@ fn group_moves(f: &Facts, c: &mut Candidate) {
     }
 }
 
-/// The steering mode in force at `entry`: the last change before it, else the first
-/// change's old mode; `None` when the log shows no change.
-fn mode_at(f: &Facts, entry: usize) -> Option<&str> {
-    let (_, first, _) = f.mode_changes.first()?;
+/// Whether a flow at `entry` tells of managed domains: the steering mode in force then
+/// (the last change before it, else the first change's old mode) is cloud-apps, or the
+/// log shows no change of mode.
+fn steers_by_managed(f: &Facts, entry: usize) -> bool {
+    let Some((_, first, _)) = f.mode_changes.first() else {
+        return true;
+    };
     let last = f.mode_changes.iter().rfind(|(at, _, _)| *at < entry);
-    Some(last.map_or(first.as_str(), |(_, _, to)| to.as_str()))
+    last.map_or(first, |(_, _, to)| to) == "cloud-apps"
 }
 
 #[cfg(test)]
@@ -436,10 +445,7 @@ fn resolution(f: &Facts, c: &mut Candidate) {
     }
     if !f.config_failures.is_empty() {
         c.plan.control_plane = true;
-        // An enrolled user the tenant knows: a log names none, and the tenant refuses
-        // its configuration to an unknown user.
-        let user = format!("user@{}.com", c.plan.tenant);
-        c.plan.user.get_or_insert(user);
+        enrolled_user(c);
         c.plan
             .events
             .push((0, PlanEvent::Partition("tenant".into())));
@@ -1180,7 +1186,7 @@ fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
             ("bypassed", "ip-exception") => push_unique(&mut p.exceptions, &flow.host),
             ("bypassed", "private") => {}
             ("blocked", "policy") => {
-                if mode_at(f, flow.entry).is_none_or(|m| m == "cloud-apps") {
+                if steers_by_managed(f, flow.entry) {
                     push_unique(&mut p.managed, &flow.host);
                 }
                 match policy_group(&flow.reason) {
@@ -1198,7 +1204,7 @@ fn steering_from_flows(f: &Facts, ev: &Evidence, p: &mut Plan) {
             }
             ("direct", _) if flow.reason.contains("not a managed") => {}
             // Outside cloud-apps mode, a tunneled flow says nothing of managed domains.
-            _ if mode_at(f, flow.entry).is_some_and(|m| m != "cloud-apps") => {}
+            _ if !steers_by_managed(f, flow.entry) => {}
             _ => {
                 if name_host {
                     push_unique(&mut p.managed, &flow.host);

@@ -269,13 +269,14 @@ pub(super) fn proxy_names(s: &Scenario, plan: &Plan) -> BTreeMap<String, Ipv4Add
     names
 }
 
-/// Whether anything in `s` can ask the GSLB API: the agent from client 96.1 (its method
-/// chain starts with GSLB), an app or the on-prem HTTP test naming the API's host. A
+/// Whether anything in `s` can ask the GSLB API: the agent when its resolution chain
+/// has GSLB (clients 96.1 and later), an app or the on-prem HTTP test naming the API's
+/// host. A
 /// world where nothing can keeps the API off turmoil: every host adds a link to every
 /// other, and turmoil ticks each link on every step, used or not.
 pub(super) fn asks_gslb(s: &Scenario) -> bool {
     let names_it = |text: &str| text.to_ascii_lowercase().contains(GSLB_NAME);
-    s.client.version.at_least(96, 1)
+    agent::core::resolution_chain(&s.client.version.text).contains(&agent::core::Method::Gslb)
         || s.events.iter().any(|e| match &e.action {
             EventAction::Connect { host, .. } => names_it(host),
             _ => false,

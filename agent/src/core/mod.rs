@@ -194,6 +194,16 @@ struct Resolving {
     transport: DnsTransport,
 }
 
+/// The ways a client of `version` resolves its gateway, in the order it tries them:
+/// GSLB first from 96.1, then DNS over HTTPS with ECS, then the local resolver.
+pub fn resolution_chain(version: &str) -> Vec<Method> {
+    if config::version_at_least(version, 96, 1) {
+        vec![Method::Gslb, Method::Edns, Method::Ldns]
+    } else {
+        vec![Method::Edns, Method::Ldns]
+    }
+}
+
 impl Agent {
     /// A new agent that has not started yet.
     pub fn new(config: Config) -> Agent {
@@ -203,11 +213,7 @@ impl Agent {
             rng: fastrand::Rng::with_seed(config.seed),
             names,
             proto,
-            methods: if config::version_at_least(&config.version, 96, 1) {
-                vec![Method::Gslb, Method::Edns, Method::Ldns]
-            } else {
-                vec![Method::Edns, Method::Ldns]
-            },
+            methods: resolution_chain(&config.version),
             config,
             phase: Phase::Idle,
             status: TunnelStatus::Disconnected,
